@@ -1,0 +1,68 @@
+"""Entity-tracking study (Prakash et al., ICLR 2024): from the dataset to the figures.
+
+    snakemake --cores all                                          # CPU default profile
+    snakemake --cores all --configfile config/profiles/paper.yaml  # the paper's 7B models (GPU)
+
+Rules live in rules/*.smk; each calls a thin script in scripts/, which calls the package
+entity_tracking. Outputs go to results/<profile>/, logs to logs/<profile>/.
+"""
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+BASEDIR = Path(workflow.basedir)
+# Make the package importable here and in every script job, installed or not.
+sys.path.insert(0, str(BASEDIR))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BASEDIR), os.environ.get("PYTHONPATH")) if p)
+
+from entity_tracking.config import ConfigError, build_config  # noqa: E402
+from entity_tracking.dataset import SPLITS  # noqa: E402
+
+try:
+    _resolved = build_config(dict(config), BASEDIR / "config")
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+config.clear()
+config.update(_resolved)
+
+PROFILE = config["profile"]
+MODELS = list(config["models"])
+RESULTS = f"results/{PROFILE}"
+LOGS = f"logs/{PROFILE}"
+
+
+def uses_gpu() -> int:
+    """1 when jobs of this profile run on the GPU (one model on the GPU at a time), else 0."""
+    if config["device"] == "cpu":
+        return 0
+    import torch
+
+    return int(torch.cuda.is_available())
+
+
+GPU = uses_gpu()
+
+
+wildcard_constraints:
+    model="|".join(re.escape(m) for m in MODELS),
+    split="|".join(SPLITS),
+
+
+include: "rules/data.smk"
+include: "rules/models.smk"
+include: "rules/evaluation.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{RESULTS}/data/manifest.json",
+        expand(f"{RESULTS}/models/{{model}}.json", model=MODELS),
+        f"{RESULTS}/accuracy.csv",

@@ -1,0 +1,106 @@
+"""Tiny models and tokenizers built in code: the offline default profile and the test fixtures.
+
+The tokenizers are word-level over the task's words, in the two conventions real tokenizers use:
+``metaspace`` (SentencePiece-like, ``▁word``, with a BOS token, as Llama) and ``bytelevel``
+(GPT-2-like, ``Ġword``, without BOS, as Qwen2).
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any, Literal
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+
+from entity_tracking.dataset import load_objects
+
+SPECIALS = ("<unk>", "<s>", "</s>", "<pad>")
+# Words the task, the desiderata variants and the arithmetic fine-tuning texts use.
+TASK_TEXT = (
+    "The the is in Box contains There there are a bunch of boxes containing objects these not and three "
+    "additional PP BB AA What plus minus times divided by equals Answer Question"
+)
+PUNCTUATION = tuple(",.:;?!=+-*/")
+
+
+def toy_words() -> list[str]:
+    """Every word a toy tokenizer knows: task words, the paper's objects, letters and digits."""
+    words = TASK_TEXT.split() + load_objects() + list(string.ascii_uppercase) + list(string.digits)
+    return list(dict.fromkeys(words))
+
+
+def build_tokenizer(style: Literal["metaspace", "bytelevel"] = "metaspace") -> PreTrainedTokenizerFast:
+    """A word-level fast tokenizer with character offsets; ``metaspace`` adds BOS, ``bytelevel`` does not."""
+    words = toy_words()
+    if style == "metaspace":
+        marker = "\u2581"
+        pieces = [marker + w for w in words] + list(PUNCTUATION)
+        pre = pre_tokenizers.Sequence(
+            [pre_tokenizers.Metaspace(prepend_scheme="always"), pre_tokenizers.Punctuation("isolated")]
+        )
+        decoder = decoders.Metaspace(prepend_scheme="always")
+    elif style == "bytelevel":
+        pieces = words + ["\u0120" + w for w in words] + list(PUNCTUATION) + ["\u0120" + p for p in PUNCTUATION]
+        pre = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        decoder = decoders.ByteLevel()
+    else:
+        raise ValueError(f"unknown tokenizer style {style!r}; use 'metaspace' or 'bytelevel'")
+    vocab = {tok: i for i, tok in enumerate(list(SPECIALS) + list(dict.fromkeys(pieces)))}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre
+    backend.decoder = decoder
+    if style == "metaspace":
+        backend.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", vocab["<s>"])]
+        )
+    extra: dict[str, Any] = {"bos_token": "<s>"} if style == "metaspace" else {}
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<unk>", eos_token="</s>", pad_token="<pad>", **extra
+    )
+
+
+def build_model(
+    tokenizer: PreTrainedTokenizerFast,
+    arch: Literal["llama", "qwen2"] = "llama",
+    layers: int = 2,
+    hidden: int = 64,
+    heads: int = 4,
+    kv_heads: int = 2,
+    intermediate: int = 128,
+    seed: int = 0,
+) -> PreTrainedModel:
+    """A randomly initialised causal LM of the given architecture, deterministic in ``seed``."""
+    common = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        tie_word_embeddings=False,
+    )
+    if arch == "llama":
+        config: Any = LlamaConfig(**common)
+        cls: Any = LlamaForCausalLM
+    elif arch == "qwen2":
+        config = Qwen2Config(**common)
+        cls = Qwen2ForCausalLM
+    else:
+        raise ValueError(f"unknown toy architecture {arch!r}; use 'llama' or 'qwen2'")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = cls(config)
+    return model.eval()

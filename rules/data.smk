@@ -1,0 +1,11 @@
+rule dataset:
+    """The 7-box entity-tracking data: every split, seeded, with stored counterfactual partners."""
+    output:
+        splits=expand(f"{RESULTS}/data/{{split}}.jsonl", split=SPLITS),
+        manifest=f"{RESULTS}/data/manifest.json",
+    params:
+        dataset=config["dataset"],
+    log:
+        f"{LOGS}/dataset.log",
+    script:
+        "../scripts/make_dataset.py"

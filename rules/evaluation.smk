@@ -1,0 +1,29 @@
+rule evaluate:
+    """Task accuracy of one model: greedy argmax over the whole vocabulary at the last token."""
+    input:
+        data=f"{RESULTS}/data/{config['evaluation']['split']}.jsonl",
+        card=f"{RESULTS}/models/{{model}}.json",
+    output:
+        json=f"{RESULTS}/eval/{{model}}.json",
+        csv=f"{RESULTS}/eval/{{model}}_predictions.csv",
+    params:
+        spec=lambda wc: config["models"][wc.model],
+        settings=config["evaluation"],
+    resources:
+        gpu=GPU,
+    log:
+        f"{LOGS}/eval/{{model}}.log",
+    script:
+        "../scripts/evaluate.py"
+
+
+rule accuracy_table:
+    """One CSV row per model: accuracy with its confidence interval."""
+    input:
+        expand(f"{RESULTS}/eval/{{model}}.json", model=MODELS),
+    output:
+        f"{RESULTS}/accuracy.csv",
+    log:
+        f"{LOGS}/accuracy_table.log",
+    script:
+        "../scripts/accuracy_table.py"

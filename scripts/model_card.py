@@ -1,0 +1,11 @@
+"""Rule model_card: load and check one model, record its source, architecture and positions."""
+
+from entity_tracking.io import read_jsonl
+from entity_tracking.models import write_model_card
+from entity_tracking.runtime import configure
+
+sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+log = configure(sm.config["threads"], sm.config["dataset"]["seed"], sm.log[0])
+example = read_jsonl(sm.input.example)[0]
+card = write_model_card(sm.config, sm.wildcards.model, example, sm.output[0])
+log.info("%s: %s", sm.wildcards.model, card["architecture"])
