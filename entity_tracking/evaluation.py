@@ -42,7 +42,9 @@ def wilson_interval(correct: int, total: int, confidence: float = 0.95) -> tuple
     denom = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denom
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if correct == 0 else max(0.0, centre - half)  # exact bounds at the edges, free of rounding
+    high = 1.0 if correct == total else min(1.0, centre + half)
+    return (low, high)
 
 
 def accuracy(predicted: torch.Tensor, answers: torch.Tensor, confidence: float = 0.95) -> dict[str, Any]:

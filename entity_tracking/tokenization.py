@@ -29,7 +29,7 @@ def word_token_id(tokenizer: PreTrainedTokenizerBase, word: str, prefix: str) ->
     if full[: len(head)] != head:
         return None, tokenizer.convert_ids_to_tokens(full)
     tail = full[len(head) :]
-    if len(tail) != 1:
+    if len(tail) != 1 or tail[0] == tokenizer.unk_token_id:
         return None, tokenizer.convert_ids_to_tokens(tail)
     return tail[0], []
 
@@ -90,7 +90,7 @@ class Encoded:
     query_label: torch.Tensor  # [N] the query box label
     prev_query_label: torch.Tensor  # [N] the query label's occurrence in the context, or -1
     correct_object: torch.Tensor  # [N] the object in the queried box, or -1
-    objects: torch.Tensor  # [N, num_boxes]
+    objects: torch.Tensor  # [N, num_boxes] (-1 past a prompt's own number of boxes)
     labels: torch.Tensor  # [N, num_boxes]
     answer_ids: torch.Tensor  # [N] token id of the correct answer, or -1
 
@@ -173,6 +173,10 @@ def encode_prompts(
     for i, ids in enumerate(batch["input_ids"]):
         input_ids[i, : len(ids)] = torch.tensor(ids)
         attention_mask[i, : len(ids)] = 1
+    boxes = max(len(row["objects"]) for row in rows)
+    for row in rows:  # prompts with fewer boxes are padded with -1
+        for key in ("objects", "labels"):
+            row[key] = row[key] + [-1] * (boxes - len(row[key]))
     answers = answers if answers is not None else [None] * len(prompts)
     return Encoded(
         input_ids=input_ids,

@@ -1,0 +1,57 @@
+"""Shared fixtures: tiny models and tokenizers built in code, small datasets, configs. No network."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers / huggingface_hub are imported
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from entity_tracking.config import build_config
+from entity_tracking.dataset import generate, load_objects
+from entity_tracking.toy import build_model, build_tokenizer
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def objects() -> list[str]:
+    return load_objects()
+
+
+@pytest.fixture(scope="session")
+def bos_tokenizer():
+    """SentencePiece-like word tokenizer that prepends BOS (Llama convention)."""
+    return build_tokenizer("metaspace")
+
+
+@pytest.fixture(scope="session")
+def nobos_tokenizer():
+    """GPT-2-like byte-level word tokenizer without BOS (Qwen2 convention)."""
+    return build_tokenizer("bytelevel")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(bos_tokenizer):
+    return build_model(bos_tokenizer, arch="llama", seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_data(objects) -> dict[str, list[dict[str, Any]]]:
+    return generate(
+        7, 7, {"discovery": 6, "ablation": 3, "eval": 10, "dcm_train": 4, "dcm_val": 2, "dcm_test": 2}, objects
+    )
+
+
+@pytest.fixture
+def default_config() -> dict[str, Any]:
+    return build_config({}, REPO / "config")

@@ -1,0 +1,57 @@
+import pytest
+import yaml
+
+from entity_tracking.config import ConfigError, build_config
+from tests.conftest import REPO
+
+CONFIG_DIR = REPO / "config"
+
+
+def test_default_profile_is_complete_and_gets_schema_defaults():
+    cfg = build_config({}, CONFIG_DIR)
+    assert cfg["profile"] == "default" and cfg["device"] == "cpu"
+    assert set(cfg["models"]) == {"toy-llama", "toy-llama-ft", "toy-qwen2"}
+    assert cfg["dataset"]["seed"] == 20240101  # shared setting kept under the profile's overrides
+    assert cfg["dataset"]["splits"]["eval"] == 30
+    assert cfg["models"]["toy-llama"]["dtype"] == "float32" and cfg["models"]["toy-llama"]["trust_remote_code"] is False
+
+
+def test_paper_profile_lists_the_four_models_with_revisions():
+    cfg = build_config({"profile": "paper"}, CONFIG_DIR)
+    assert list(cfg["models"]) == ["llama-7b", "vicuna-7b", "goat-7b", "float-7b"]
+    assert cfg["models"]["goat-7b"]["adapter"]["repo"] == "tiedong/goat-lora-7b"
+    assert all(m["source"] == "hub" and m["revision"] for m in cfg["models"].values())
+    assert cfg["dataset"]["splits"]["eval"] * 7 >= 500  # the paper evaluates on 500 records
+    assert cfg == build_config(yaml.safe_load((CONFIG_DIR / "profiles" / "paper.yaml").read_text()), CONFIG_DIR)
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            {"dataset": {"sedd": 1}},
+            r"config key 'dataset': Additional properties are not allowed \('sedd' was unexpected",
+        ),
+        ({"evaluaton": {}}, "'evaluaton' was unexpected"),
+        ({"models": {"toy-llama": {"dtyp": "float32"}}}, "config key 'models.toy-llama'.*'dtyp' was unexpected"),
+        ({"evaluation": {"batch_size": "big"}}, "config key 'evaluation.batch_size': 'big' is not of type 'integer'"),
+        ({"models": {"toy-llama": {"dtype": "fp8"}}}, "config key 'models.toy-llama.dtype'.*one of"),
+        ({"models": {"x": {"source": "hub", "role": "base", "repo": "a/b"}}}, "'revision' is a required property"),
+        ({"models": {"toy-llama-ft": {"base_model": "nope"}}}, "models.toy-llama-ft.base_model.*'nope' is not a model"),
+        ({"profile": "nosuch"}, "unknown profile 'nosuch'.*\\['default', 'paper'\\]"),
+    ],
+)
+def test_bad_config_names_the_key_and_the_fix(override, expected):
+    with pytest.raises(ConfigError, match=expected) as err:
+        build_config(override, CONFIG_DIR)
+    assert "Fix" in str(err.value) or "not a model" in str(err.value)
+
+
+def test_custom_profile_file_outside_config_profiles():
+    custom = {
+        "profile": "mine",
+        "models": {"m": {"source": "builtin", "role": "base", "builtin": {"seed": 5}}},
+    }
+    cfg = build_config(custom, CONFIG_DIR)
+    assert cfg["profile"] == "mine" and list(cfg["models"]) == ["m"]
+    assert cfg["dataset"]["splits"]["eval"] == 72  # shared settings apply
