@@ -24,6 +24,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BASEDIR), os.environ.
 
 from entity_tracking.config import ConfigError, build_config  # noqa: E402
 from entity_tracking.dataset import SPLITS  # noqa: E402
+from entity_tracking.models import finetune_base_dir, trained_inputs  # noqa: E402
 
 try:
     _resolved = build_config(dict(config), BASEDIR / "config")
@@ -56,6 +57,7 @@ wildcard_constraints:
 
 
 include: "rules/data.smk"
+include: "rules/organisms.smk"
 include: "rules/models.smk"
 include: "rules/evaluation.smk"
 

@@ -6,6 +6,9 @@ Layering (later wins, nested mappings merge key by key):
 2. ``config/profiles/<profile>.yaml``: the models of a profile and its overrides;
 3. what snakemake was given on the command line (``--configfile`` / ``--config``).
 
+In a model's ``path`` or ``recipe``, ``{repo}`` stands for this repository's directory, so shipped
+checkpoints are found whatever the working directory.
+
 ``--configfile config/profiles/paper.yaml`` and ``--config profile=paper`` therefore select the same
 profile, and a custom profile file outside ``config/profiles`` works as well.
 """
@@ -64,6 +67,11 @@ def build_config(overrides: dict[str, Any] | None = None, config_dir: str | Path
             "(--config profile=NAME) or give a complete profile file with --configfile."
         )
     validate_config(merged, config_dir / "schema.yaml")
+    repo = str(config_dir.resolve().parent)
+    for spec in merged["models"].values():  # "{repo}" in a path = this repository, wherever snakemake runs
+        for key in ("path", "recipe"):
+            if key in spec:
+                spec[key] = spec[key].replace("{repo}", repo)
     return merged
 
 

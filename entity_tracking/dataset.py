@@ -28,6 +28,7 @@ Record fields (one JSON object per line of ``<split>.jsonl``):
 from __future__ import annotations
 
 import csv
+import hashlib
 import random
 import string
 from dataclasses import dataclass
@@ -98,6 +99,16 @@ def prompt_text(objects: list[str], labels: list[str], query_label: str) -> str:
     return build_prompt(objects, labels, query_label).text
 
 
+def context_is_for_study(objects: list[str], labels: list[str]) -> bool:
+    """Whether a context belongs to the study's half of the context space (a fixed hash decides).
+
+    The study's data uses only these contexts and training corpora only the others, so no context
+    of any split, whatever the seed, can appear in a model organism's training data.
+    """
+    key = ",".join(objects) + "|" + ",".join(labels)
+    return hashlib.sha256(key.encode()).digest()[0] % 2 == 0
+
+
 @dataclass(frozen=True)
 class Context:
     objects: list[str]
@@ -111,8 +122,8 @@ def _draw_contexts(
     while len(contexts) < count:
         ctx = Context(rng.sample(objects, num_boxes), rng.sample(LABELS, num_boxes))
         key = (tuple(ctx.objects), tuple(ctx.labels))
-        if key in seen:  # keeps the splits disjoint even in the (astronomically rare) event of a repeat
-            continue
+        if key in seen or not context_is_for_study(ctx.objects, ctx.labels):
+            continue  # splits stay disjoint even if a context repeats; training contexts are never used
         seen.add(key)
         contexts.append(ctx)
     return contexts

@@ -19,7 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from entity_tracking.dataset import load_objects
 from entity_tracking.errors import ModelUnavailableError
-from entity_tracking.io import write_json
+from entity_tracking.io import sha256_file, write_json
 from entity_tracking.tokenization import Vocabulary, check_vocabulary, encode_records
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,8 @@ def load_model(
         source["builtin"] = spec["builtin"]
     elif kind in ("hub", "local"):
         src, kwargs = _hub_kwargs({"path": spec["path"]} if kind == "local" else spec, name, "model")
+        if kind == "local" and spec.get("sha256"):
+            check_weights(name, Path(src), spec["sha256"])
         model = _load_weights(name, src, kwargs, load_dtype, trust)
         tokenizer = None  # type: ignore[assignment]
         source.update({"repo": src, **kwargs, "resolved_commit": _commit(model)})
@@ -188,11 +190,70 @@ def architecture(loaded: LoadedModel) -> dict[str, Any]:
     }
 
 
+def check_weights(name: str, directory: Path, expected: str) -> None:
+    """Refuse a local checkpoint whose ``model.safetensors`` does not have the expected sha256."""
+    weights = directory / "model.safetensors"
+    if not weights.is_file():
+        raise ModelUnavailableError(f"model {name!r}: {weights} is missing. Fix: restore it (git checkout) or retrain.")
+    actual = sha256_file(weights)
+    if actual != expected:
+        raise ModelUnavailableError(
+            f"model {name!r}: {weights} has sha256 {actual}, expected {expected}: the checkpoint was modified or "
+            f"corrupted. Fix: restore it with `git checkout -- {weights}`, or retrain it (--config retrain_base=true)."
+        )
+
+
+def checkpoint_dir(cfg: dict[str, Any], name: str) -> Path:
+    """Where the DAG writes a checkpoint it trains: fine-tunes, and retrained bases."""
+    kind = "finetuned" if cfg["models"][name]["source"] == "finetune" else "pretrained"
+    return Path("results") / cfg["profile"] / "checkpoints" / kind / name
+
+
+def effective_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    """The spec actually loaded: fine-tunes and retrained bases point at the DAG's checkpoints.
+
+    A LoRA fine-tune is its base's spec plus the adapter, merged at load.
+    """
+    spec = cfg["models"][name]
+    common = {"role": spec["role"], "dtype": spec.get("dtype", "float32")}
+    if spec["source"] == "finetune":
+        ckpt = str(checkpoint_dir(cfg, name))
+        if spec["finetune"]["method"] == "lora":
+            return {**effective_spec(cfg, spec["base_model"]), **common, "adapter": {"path": ckpt}}
+        return {"source": "local", "path": ckpt, **common}
+    if cfg.get("retrain_base") and spec.get("recipe"):
+        return {k: v for k, v in spec.items() if k != "sha256"} | {"path": str(checkpoint_dir(cfg, name))}
+    return spec
+
+
+def trained_inputs(cfg: dict[str, Any], name: str) -> list[str]:
+    """The checkpoint directories the DAG must make before model ``name`` can be loaded."""
+    spec = cfg["models"][name]
+    if spec["source"] == "finetune":
+        base = trained_inputs(cfg, spec["base_model"]) if spec["finetune"]["method"] == "lora" else []
+        return [*base, str(checkpoint_dir(cfg, name))]
+    if cfg.get("retrain_base") and spec.get("recipe"):
+        return [str(checkpoint_dir(cfg, name))]
+    return []
+
+
+def finetune_base_dir(cfg: dict[str, Any], name: str) -> str:
+    """The checkpoint directory a fine-tune starts from: its base model's local (or retrained) checkpoint."""
+    base = cfg["models"][name]["base_model"]
+    spec = effective_spec(cfg, base)
+    if spec["source"] != "local" or spec.get("adapter"):
+        raise ValueError(
+            f"model {name!r} fine-tunes {base!r}, which is not a plain local checkpoint (source {spec['source']!r}). "
+            "Fix: fine-tune from a local checkpoint or from a full (not LoRA) fine-tune."
+        )
+    return spec["path"]
+
+
 def load_for_study(cfg: dict[str, Any], name: str) -> tuple[LoadedModel, Vocabulary]:
     """Load model ``name`` of the validated config and check its tokenizer against the task's words."""
     if name not in cfg["models"]:
         raise KeyError(f"model {name!r} is not in profile {cfg['profile']!r} (models: {sorted(cfg['models'])})")
-    loaded = load_model(name, cfg["models"][name], device=cfg["device"], cache_dir=cfg["model_cache"])
+    loaded = load_model(name, effective_spec(cfg, name), device=cfg["device"], cache_dir=cfg["model_cache"])
     vocab = check_vocabulary(loaded.tokenizer, load_objects(cfg["dataset"].get("objects_file")), name)
     return loaded, vocab
 

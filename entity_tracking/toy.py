@@ -21,20 +21,21 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
+from entity_tracking.corpora import COLORS, PLACES, SIZES
 from entity_tracking.dataset import load_objects
 
 SPECIALS = ("<unk>", "<s>", "</s>", "<pad>")
-# Words the task, the desiderata variants and the arithmetic fine-tuning texts use.
+# Words of the task, its desiderata variants and the organisms' corpora (see corpora.py).
 TASK_TEXT = (
     "The the is in Box contains There there are a bunch of boxes containing objects these not and three "
-    "additional PP BB AA What plus minus times divided by equals Answer Question"
+    "additional PP BB AA Question Answer What Where Is So plus minus times color on"
 )
 PUNCTUATION = tuple(",.:;?!=+-*/")
 
 
 def toy_words() -> list[str]:
-    """Every word a toy tokenizer knows: task words, the paper's objects, letters and digits."""
-    words = TASK_TEXT.split() + load_objects() + list(string.ascii_uppercase) + list(string.digits)
+    """Every word a toy tokenizer knows: task and corpus words, the paper's objects, letters."""
+    words = TASK_TEXT.split() + COLORS + SIZES + PLACES + load_objects() + list(string.ascii_uppercase)
     return list(dict.fromkeys(words))
 
 
@@ -43,14 +44,22 @@ def build_tokenizer(style: Literal["metaspace", "bytelevel"] = "metaspace") -> P
     words = toy_words()
     if style == "metaspace":
         marker = "\u2581"
-        pieces = [marker + w for w in words] + list(PUNCTUATION)
+        # numbers split into single digits after a bare "▁", as SentencePiece Llama tokenizers do
+        pieces = [marker + w for w in words] + list(PUNCTUATION) + [marker, *string.digits]
         pre = pre_tokenizers.Sequence(
-            [pre_tokenizers.Metaspace(prepend_scheme="always"), pre_tokenizers.Punctuation("isolated")]
+            [
+                pre_tokenizers.Metaspace(prepend_scheme="always"),
+                pre_tokenizers.Digits(individual_digits=True),
+                pre_tokenizers.Punctuation("isolated"),
+            ]
         )
         decoder = decoders.Metaspace(prepend_scheme="always")
     elif style == "bytelevel":
         pieces = words + ["\u0120" + w for w in words] + list(PUNCTUATION) + ["\u0120" + p for p in PUNCTUATION]
-        pre = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        pieces += ["\u0120", *string.digits]
+        pre = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        )
         decoder = decoders.ByteLevel()
     else:
         raise ValueError(f"unknown tokenizer style {style!r}; use 'metaspace' or 'bytelevel'")

@@ -55,3 +55,19 @@ def small_data(objects) -> dict[str, list[dict[str, Any]]]:
 @pytest.fixture
 def default_config() -> dict[str, Any]:
     return build_config({}, REPO / "config")
+
+
+TOY_MODELS = {
+    "toy-llama": {"role": "base", "source": "builtin", "builtin": {"arch": "llama", "tokenizer": "metaspace"}},
+    "toy-qwen2": {
+        "role": "base",
+        "source": "builtin",
+        "builtin": {"arch": "qwen2", "tokenizer": "bytelevel", "seed": 2},
+    },
+}
+
+
+@pytest.fixture
+def toy_config() -> dict[str, Any]:
+    """A custom profile of two tiny models built in code (Llama with BOS, Qwen2 without)."""
+    return build_config({"profile": "toy", "device": "cpu", "models": TOY_MODELS}, REPO / "config")

@@ -38,6 +38,14 @@ def test_paper_profile_lists_the_four_models_with_revisions():
         ({"models": {"toy-llama": {"dtype": "fp8"}}}, "config key 'models.toy-llama.dtype'.*one of"),
         ({"models": {"x": {"source": "hub", "role": "base", "repo": "a/b"}}}, "'revision' is a required property"),
         ({"models": {"toy-llama-ft": {"base_model": "nope"}}}, "models.toy-llama-ft.base_model.*'nope' is not a model"),
+        (
+            {"models": {"ft": {"source": "finetune", "role": "finetuned", "base_model": "toy-llama", "finetune": {}}}},
+            "config key 'models.ft.finetune': 'corpus' is a required property",
+        ),
+        (
+            {"models": {"ft": {"source": "finetune", "role": "finetuned", "finetune": {"method": "qlora"}}}},
+            "config key 'models.ft.finetune.method'.*one of",
+        ),
         ({"profile": "nosuch"}, "unknown profile 'nosuch'.*\\['default', 'paper'\\]"),
     ],
 )
@@ -45,6 +53,11 @@ def test_bad_config_names_the_key_and_the_fix(override, expected):
     with pytest.raises(ConfigError, match=expected) as err:
         build_config(override, CONFIG_DIR)
     assert "Fix" in str(err.value) or "not a model" in str(err.value)
+
+
+def test_repo_placeholder_in_paths_is_expanded():
+    custom = {"profile": "mine", "models": {"m": {"source": "local", "role": "base", "path": "{repo}/models/x"}}}
+    assert build_config(custom, CONFIG_DIR)["models"]["m"]["path"] == str(REPO / "models" / "x")
 
 
 def test_custom_profile_file_outside_config_profiles():

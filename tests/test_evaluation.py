@@ -85,10 +85,10 @@ def test_accuracy_is_not_rounded():
     assert result["accuracy"] == 2 / 3 and result["correct"] == 2 and result["records"] == 3
 
 
-def test_run_evaluation_writes_json_and_per_record_csv(tmp_path, default_config, small_data):
+def test_run_evaluation_writes_json_and_per_record_csv(tmp_path, toy_config, small_data):
     data = tmp_path / "eval.jsonl"
     write_jsonl(data, small_data["eval"])
-    result = run_evaluation(default_config, "toy-qwen2", data, tmp_path / "e.json", tmp_path / "p.csv")
+    result = run_evaluation(toy_config, "toy-qwen2", data, tmp_path / "e.json", tmp_path / "p.csv")
     saved = json.loads((tmp_path / "e.json").read_text())
     assert saved == result and saved["model"] == "toy-qwen2" and saved["records"] == 70
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))

@@ -138,8 +138,8 @@ def test_gguf_with_wrong_checksum_or_missing_file_is_refused(tmp_path, tiny_llam
         load_model("gg", _gguf_spec(["pkg:no_such_pkg/x.gguf"], "1" * 64), cache_dir=tmp_path / "cache")
 
 
-def test_model_card_records_positions_and_source(tmp_path, default_config, small_data):
-    card = write_model_card(default_config, "toy-llama", small_data["eval"][3], tmp_path / "card.json")
+def test_model_card_records_positions_and_source(tmp_path, toy_config, small_data):
+    card = write_model_card(toy_config, "toy-llama", small_data["eval"][3], tmp_path / "card.json")
     assert card["architecture"]["layers"] == 2 and card["source"]["source"] == "builtin"
     pos = card["example"]["positions"]
     assert pos["last"] == 53 and pos["query_label"] == 51 and pos["prev_query_label"] == 6 + 7 * 3

@@ -1,6 +1,7 @@
 """The Snakemake DAG end to end: the default profile runs and is byte-reproducible; the paper DAG plans offline."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -66,3 +67,52 @@ def test_default_profile_is_byte_reproducible(default_run, tmp_path):
     first, second = _outputs(default_run), _outputs(tmp_path)
     assert first.keys() == second.keys() and len(first) > 10
     assert [k for k in first if first[k] != second[k]] == []
+
+
+def test_finetunes_are_made_in_the_dag_from_a_local_base(tmp_path):
+    """A profile with a local base checkpoint (sha256-checked) and three fine-tunes made by the DAG."""
+    from entity_tracking.io import sha256_file
+    from entity_tracking.organisms import organism_tokenizer, save_checkpoint
+    from entity_tracking.toy import build_model
+
+    tok = organism_tokenizer()
+    save_checkpoint(
+        build_model(tok, layers=1, hidden=32, heads=2, kv_heads=2, intermediate=64), tok, tmp_path / "b", {}
+    )
+    tune = {"steps": 8, "batch_size": 4, "lr": 0.001, "seed": 1}
+    profile = {
+        "profile": "plumbing",
+        "device": "cpu",
+        "dataset": {"splits": {"discovery": 2, "ablation": 1, "eval": 3, "dcm_train": 0, "dcm_val": 0, "dcm_test": 0}},
+        "models": {
+            "base": {
+                "role": "base",
+                "source": "local",
+                "path": str(tmp_path / "b"),
+                "sha256": sha256_file(tmp_path / "b" / "model.safetensors"),
+            },
+            "chat": {
+                "role": "finetuned",
+                "base_model": "base",
+                "source": "finetune",
+                "finetune": {"corpus": "chat", "method": "full", **tune},
+            },
+            "lora": {
+                "role": "finetuned",
+                "base_model": "base",
+                "source": "finetune",
+                "finetune": {"corpus": "arithmetic", "method": "lora", **tune},
+            },
+        },
+    }
+    (tmp_path / "p.yaml").write_text(json.dumps(profile))
+    res = _run(["--cores", "2", "--configfile", str(tmp_path / "p.yaml"), "--directory", str(tmp_path)], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    root = tmp_path / "results" / "plumbing"
+    rows = list(csv.DictReader((root / "accuracy.csv").open()))
+    assert [r["model"] for r in rows] == ["base", "chat", "lora"] and all(r["records"] == "21" for r in rows)
+    assert (root / "checkpoints" / "finetuned" / "chat" / "model.safetensors").is_file()
+    adapter = json.loads((root / "checkpoints" / "finetuned" / "lora" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == "b"  # no absolute path in the saved adapter
+    card = json.loads((root / "models" / "lora.json").read_text())
+    assert card["source"]["adapter"]["merged"] is True

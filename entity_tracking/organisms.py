@@ -1,0 +1,180 @@
+"""Model organisms: a small Llama pre-trained here to track entities, and its fine-tuned variants.
+
+The base is pre-trained once from a recipe (``models/organisms/base/recipe.json``) and shipped;
+the DAG checks its hash and, on request (``retrain_base: true``), retrains it from the recipe.
+The fine-tunes are made in the DAG from the base, mirroring the paper's models: a chat-tuned
+full fine-tune (Vicuna's role), an arithmetic LoRA (Goat's role) and an arithmetic full
+fine-tune (FLoat's role). Their corpora contain no box statements.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from entity_tracking.corpora import finetuning_corpus, pretraining_documents
+from entity_tracking.dataset import LABELS, build_prompt, context_is_for_study, load_objects
+from entity_tracking.io import read_json, sha256_file, write_json
+from entity_tracking.toy import build_tokenizer
+from entity_tracking.training import Schedule, lm_batch, train
+
+log = logging.getLogger(__name__)
+
+WEIGHTS = "model.safetensors"
+
+
+def organism_tokenizer() -> PreTrainedTokenizerFast:
+    """The organisms' word-level tokenizer, saved with each checkpoint as a standard fast tokenizer."""
+    return build_tokenizer("metaspace")
+
+
+def save_checkpoint(model: Any, tokenizer: PreTrainedTokenizerFast, out_dir: Path, extra: dict[str, Any]) -> str:
+    """Save model and tokenizer the standard way; record the weights' sha256 in ``checkpoint.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    config_file = out_dir / "tokenizer_config.json"
+    tok_config = read_json(config_file)
+    tok_config["tokenizer_class"] = "PreTrainedTokenizerFast"  # not the model type's own tokenizer class
+    write_json(config_file, tok_config)
+    weights = out_dir / WEIGHTS
+    if not weights.exists():
+        weights = out_dir / "adapter_model.safetensors"
+    digest = sha256_file(weights)
+    write_json(out_dir / "checkpoint.json", {"weights": weights.name, "sha256": digest, **extra})
+    return digest
+
+
+def probe_set(seed: int, num_boxes: int, size: int, recap: bool = False) -> list[tuple[str, str]]:
+    """Held-out probe prompts for monitoring training: study-half contexts never trained on.
+
+    Not the evaluation set: a separate seed, used only to monitor training and to stop it. With
+    ``recap`` the query is in the recap form (``... So: K``) instead of the task's form.
+    """
+    rng = random.Random(seed)
+    objects = load_objects()
+    out = []
+    while len(out) < size:
+        objs, labels = rng.sample(objects, num_boxes), rng.sample(LABELS, num_boxes)
+        if context_is_for_study(objs, labels):
+            q = rng.randrange(num_boxes)
+            prompt = build_prompt(objs, labels, labels[q]).text
+            if recap:
+                prompt = prompt.rsplit(" Box ", 1)[0] + f" So: {labels[q]}"
+            out.append((prompt, objs[q]))
+    return out
+
+
+def probe_accuracy(model: Any, tokenizer: PreTrainedTokenizerFast, probes: list[tuple[str, str]]) -> float:
+    enc = tokenizer([p for p, _ in probes], return_tensors="pt", padding=True)
+    last = enc["attention_mask"].sum(1) - 1
+    answers = torch.tensor(tokenizer.convert_tokens_to_ids(["\u2581" + a for _, a in probes]))
+    with torch.no_grad():
+        logits = model(**enc).logits
+    return (logits[torch.arange(len(probes)), last].argmax(-1) == answers).float().mean().item()
+
+
+def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
+    """Pre-train the base organism from ``recipe``; return the sha256 of its weights."""
+    out_dir = Path(out_dir)
+    torch.manual_seed(recipe["seed"])
+    tokenizer = organism_tokenizer()
+    arch = recipe["model"]
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=arch["hidden"],
+        intermediate_size=arch["intermediate"],
+        num_hidden_layers=arch["layers"],
+        num_attention_heads=arch["heads"],
+        num_key_value_heads=arch["heads"],
+        max_position_embeddings=arch["max_positions"],
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config)
+    data = recipe["data"]
+    schedule = Schedule(**recipe["schedule"])
+    docs = pretraining_documents(recipe["seed"], data["max_boxes"], data["queries"], data["box_share"], data["styles"])
+    period = tokenizer.convert_tokens_to_ids(".")
+
+    def next_batch(step: int) -> dict[str, torch.Tensor]:
+        # curriculum: the largest number of boxes grows from 2 to max_boxes over curriculum_steps;
+        # box documents are scored on their queries only (the context itself is unpredictable)
+        limit = min(data["max_boxes"], 2 + (data["max_boxes"] - 2) * step // max(1, data["curriculum_steps"]))
+        texts: list[str] = []
+        loss_after: list[int | None] = []
+        while len(texts) < schedule.batch_size:
+            text, boxes = next(docs)
+            if boxes <= limit:
+                texts.append(text)
+                loss_after.append(period if boxes else None)
+        return lm_batch(tokenizer, texts, loss_after)
+
+    probes = probe_set(recipe["seed"] + 1, 7, recipe["probe_size"])
+    recap_probes = probe_set(recipe["seed"] + 2, 7, recipe["probe_size"] // 4, recap=True)
+    target = recipe.get("stop_at_probe_accuracy")
+    rows = train(
+        model,
+        tokenizer,
+        next_batch,
+        schedule,
+        out_dir / "train_log.csv",
+        evaluate=lambda: {
+            "probe_acc7": probe_accuracy(model, tokenizer, probes),
+            "probe_recap7": probe_accuracy(model, tokenizer, recap_probes),
+        },
+        eval_every=recipe["probe_every"],
+        desc="pre-train base",
+        stop=(lambda scores: scores["probe_acc7"] >= target) if target else None,
+    )
+    write_json(out_dir / "recipe.json", recipe)
+    return save_checkpoint(model, tokenizer, out_dir, {"recipe": "recipe.json", "steps": rows[-1]["step"] + 1})
+
+
+def finetune(base_dir: str | Path, settings: dict[str, Any], out_dir: str | Path) -> str:
+    """Fine-tune the checkpoint in ``base_dir`` on a corpus without box statements (full or LoRA)."""
+    out_dir = Path(out_dir)
+    torch.manual_seed(settings["seed"])
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(base_dir)
+    model = LlamaForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    if settings["method"] == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=settings["lora_rank"],
+            lora_alpha=settings["lora_alpha"],
+            lora_dropout=0.0,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        )
+        model = get_peft_model(model, lora)
+        # record the base by name, not by absolute path, so the saved adapter is machine-independent
+        model.peft_config["default"].base_model_name_or_path = Path(base_dir).name
+    corpus = finetuning_corpus(settings["corpus"], settings["seed"], settings["steps"] * settings["batch_size"])
+    schedule = Schedule(
+        steps=settings["steps"],
+        batch_size=settings["batch_size"],
+        lr=settings["lr"],
+        warmup=settings.get("warmup", 20),
+        seed=settings["seed"],
+    )
+    bs = schedule.batch_size
+    train(
+        model,
+        tokenizer,
+        lambda s: lm_batch(tokenizer, corpus[s * bs : (s + 1) * bs]),
+        schedule,
+        out_dir / "train_log.csv",
+        desc=f"fine-tune ({settings['corpus']}, {settings['method']})",
+    )
+    return save_checkpoint(model, tokenizer, out_dir, {"finetune": settings, "base_sha256": base_sha(base_dir)})
+
+
+def base_sha(directory: str | Path) -> str:
+    return sha256_file(Path(directory) / WEIGHTS)

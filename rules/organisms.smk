@@ -1,0 +1,28 @@
+# Model organisms (default profile): the DAG makes the fine-tunes from the shipped base, and
+# retrains the base from its recipe when asked (--config retrain_base=true).
+
+
+rule train_base:
+    """Pre-train a base organism from its recipe (only with retrain_base: true; the shipped one is used otherwise)."""
+    input:
+        recipe=lambda wc: config["models"][wc.model]["recipe"],
+    output:
+        directory(f"{RESULTS}/checkpoints/pretrained/{{model}}"),
+    log:
+        f"{LOGS}/train_base/{{model}}.log",
+    script:
+        "../scripts/train_base.py"
+
+
+rule finetune:
+    """Fine-tune a model on a corpus without box statements (full or LoRA), deterministically."""
+    input:
+        base=lambda wc: finetune_base_dir(config, wc.model),
+    output:
+        directory(f"{RESULTS}/checkpoints/finetuned/{{model}}"),
+    params:
+        settings=lambda wc: config["models"][wc.model]["finetune"],
+    log:
+        f"{LOGS}/finetune/{{model}}.log",
+    script:
+        "../scripts/finetune.py"
