@@ -17,7 +17,7 @@ import random
 import re
 from collections.abc import Iterator
 
-from entity_tracking.dataset import LABELS, context_is_for_study, load_objects
+from entity_tracking.dataset import LABELS, build_prompt, context_is_for_study, load_objects
 
 COLORS = ["red", "blue", "green", "yellow", "black", "white", "brown", "gray"]
 SIZES = ["big", "small", "heavy", "light", "old", "new"]
@@ -37,12 +37,10 @@ def box_document(rng: random.Random, objects: list[str], num_boxes: int, num_que
         if not context_is_for_study(objs, labels):
             break
     queries = rng.sample(range(num_boxes), min(num_queries, num_boxes))
-    pairs = zip(objs, labels, strict=True)
     if style == "compact":
-        text = ", ".join(f"{o} {lab}" for o, lab in pairs) + "."
+        text = ", ".join(f"{o} {lab}" for o, lab in zip(objs, labels, strict=True)) + "."
     else:
-        text = ", ".join(f"the {o} is in Box {lab}" for o, lab in pairs)
-        text = "T" + text[1:] + "."
+        text = build_prompt(objs, labels, labels[0]).context
     if style == "task":
         return text + "".join(f" Box {labels[q]} contains the {objs[q]}." for q in queries)
     return text + " So:" + ",".join(f" {labels[q]} {objs[q]}" for q in queries) + "."

@@ -76,6 +76,11 @@ class Prompt:
     labels: tuple[Span, ...]
     query_label: Span
     last: Span
+    context_end: int  # the context is text[:context_end], ending in its period
+
+    @property
+    def context(self) -> str:
+        return self.text[: self.context_end]
 
 
 def build_prompt(objects: list[str], labels: list[str], query_label: str) -> Prompt:
@@ -89,10 +94,13 @@ def build_prompt(objects: list[str], labels: list[str], query_label: str) -> Pro
         text += obj + " is in Box "
         label_spans.append((len(text), len(text) + len(label)))
         text += label
-    text += ". Box "
+    text += "."
+    context_end = len(text)
+    text += " Box "
     query_span = (len(text), len(text) + len(query_label))
     text += query_label + " contains the"
-    return Prompt(text, tuple(object_spans), tuple(label_spans), query_span, (len(text) - 3, len(text)))
+    last = (len(text) - 3, len(text))
+    return Prompt(text, tuple(object_spans), tuple(label_spans), query_span, last, context_end)
 
 
 def prompt_text(objects: list[str], labels: list[str], query_label: str) -> str:

@@ -63,10 +63,8 @@ def probe_set(seed: int, num_boxes: int, size: int, recap: bool = False) -> list
         objs, labels = rng.sample(objects, num_boxes), rng.sample(LABELS, num_boxes)
         if context_is_for_study(objs, labels):
             q = rng.randrange(num_boxes)
-            prompt = build_prompt(objs, labels, labels[q]).text
-            if recap:
-                prompt = prompt.rsplit(" Box ", 1)[0] + f" So: {labels[q]}"
-            out.append((prompt, objs[q]))
+            prompt = build_prompt(objs, labels, labels[q])
+            out.append((f"{prompt.context} So: {labels[q]}" if recap else prompt.text, objs[q]))
     return out
 
 

@@ -36,6 +36,9 @@ def test_prompt_has_the_papers_exact_format():
     assert [prompt.text[a:b] for a, b in prompt.labels] == labs
     assert prompt.text[slice(*prompt.query_label)] == "C"
     assert prompt.text[slice(*prompt.last)] == "the"
+    assert (
+        prompt.context == "The document is in Box X, the apple is in Box C, the cross is in Box K, the map is in Box D."
+    )
 
 
 def test_records_follow_the_task(small_data, objects):
