@@ -1,8 +1,8 @@
 """Seeded synthetic corpora for the model organisms.
 
-* ``pretraining``: box documents (a context of 2..N boxes in the task's exact sentence format,
-  followed by several answered queries, in the task's form or as a short recap list) mixed with
-  non-box text (arithmetic and question/answer sentences).
+* pre-training: box documents (a context of 2..N boxes in the task's exact sentence format, then
+  one answered query per box, in the task's form or as a short recap list), with a curriculum
+  over the number of boxes and a schedule over the query forms.
 * ``chat``: instruction / answer dialogues about objects (the chat-tuned organism, Vicuna's role).
 * ``arithmetic``: arithmetic questions and answers (Goat's and FLoat's role).
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
 
 from entity_tracking.dataset import LABELS, build_prompt, context_is_for_study, load_objects
 
@@ -24,26 +23,35 @@ SIZES = ["big", "small", "heavy", "light", "old", "new"]
 PLACES = ["kitchen", "garden", "office", "table", "shelf", "room", "car", "bag"]
 
 
-def box_document(rng: random.Random, objects: list[str], num_boxes: int, num_queries: int, style: str) -> str:
-    """A training context followed by ``num_queries`` answered queries, in one of three styles.
+def box_document(
+    rng: random.Random, objects: list[str], num_boxes: int, compact_share: float, short_share: float, recap_share: float
+) -> str:
+    """A training context of ``num_boxes`` boxes followed by one answered query per box, in random order.
 
-    ``task``: the task's sentences and queries (``... is in Box K. Box K contains the map.``);
-    ``recap``: the task's sentences, then a recap list (``So: K map, F apple.``);
-    ``compact``: a compact inventory and a recap list (``apple F, map K. So: K map.``).
+    The context is in the task's exact sentence format, or (with probability ``compact_share``) a
+    compact inventory (``apple F, map K.``). The queries are in the task's form
+    (``Box K contains the map.``), in a short form (``Box K: map.``, probability ``short_share``),
+    or a recap list (``So: K map, F apple.``, probability ``recap_share`` of the rest); after a
+    compact inventory they are always a recap list.
     """
     while True:
         objs = rng.sample(objects, num_boxes)
         labels = rng.sample(LABELS, num_boxes)
         if not context_is_for_study(objs, labels):
             break
-    queries = rng.sample(range(num_boxes), min(num_queries, num_boxes))
-    if style == "compact":
+    queries = rng.sample(range(num_boxes), num_boxes)
+    compact = rng.random() < compact_share
+    short = short_share > 0 and rng.random() < short_share
+    recap = not short and rng.random() < recap_share
+    if compact:
         text = ", ".join(f"{o} {lab}" for o, lab in zip(objs, labels, strict=True)) + "."
     else:
         text = build_prompt(objs, labels, labels[0]).context
-    if style == "task":
-        return text + "".join(f" Box {labels[q]} contains the {objs[q]}." for q in queries)
-    return text + " So:" + ",".join(f" {labels[q]} {objs[q]}" for q in queries) + "."
+    if recap or compact:
+        return text + " So:" + ",".join(f" {labels[q]} {objs[q]}" for q in queries) + "."
+    if short:
+        return text + "".join(f" Box {labels[q]}: {objs[q]}." for q in queries)
+    return text + "".join(f" Box {labels[q]} contains the {objs[q]}." for q in queries)
 
 
 def _number(rng: random.Random, digits: int) -> int:
@@ -76,27 +84,26 @@ def chat_text(rng: random.Random, objects: list[str]) -> str:
     return f"Question: Is the {obj} {size}? Answer: The {obj} is {size} and the {other} is not."
 
 
-def pretraining_documents(
-    seed: int, max_boxes: int, num_queries: int, box_share: float, styles: dict[str, float]
-) -> Iterator[tuple[str, int]]:
-    """An endless seeded stream of ``(text, num_boxes)``; ``num_boxes`` is 0 for non-box text.
+def scheduled(value: float | list[list[float]], step: int) -> float:
+    """A constant, or a piecewise-constant schedule ``[[from_step, value], ...]`` evaluated at ``step``."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    current = float(value[0][1])
+    for start, v in value:
+        if step >= start:
+            current = float(v)
+    return current
 
-    A share ``box_share`` of documents are box documents with 2..``max_boxes`` boxes, in the
-    styles of :func:`box_document` with the given weights; the rest is arithmetic and
-    question/answer text.
+
+def pretraining_batch(rng: random.Random, objects: list[str], step: int, size: int, data: dict) -> list[str]:
+    """``size`` box documents for pre-training step ``step`` (``data`` is the recipe's ``data`` block).
+
+    Curriculum: the number of boxes is uniform in 2..limit, where the limit grows from 2 to
+    ``max_boxes`` over ``curriculum_steps``; the recap share may follow a schedule (:func:`scheduled`).
     """
-    rng = random.Random(seed)
-    objects = load_objects()
-    names, weights = list(styles), list(styles.values())
-    while True:
-        if rng.random() < box_share:
-            boxes = rng.randint(2, max_boxes)
-            style = rng.choices(names, weights)[0]
-            yield box_document(rng, objects, boxes, num_queries, style), boxes
-        elif rng.random() < 0.5:
-            yield arithmetic_text(rng), 0
-        else:
-            yield chat_text(rng, objects), 0
+    limit = min(data["max_boxes"], 2 + (data["max_boxes"] - 2) * step // max(1, data["curriculum_steps"]))
+    shares = [scheduled(data[f"{key}_share"], step) for key in ("compact", "short", "recap")]
+    return [box_document(rng, objects, rng.randint(2, limit), *shares) for _ in range(size)]
 
 
 def finetuning_corpus(name: str, seed: int, size: int) -> list[str]:

@@ -9,6 +9,7 @@ fine-tune (FLoat's role). Their corpora contain no box statements.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from pathlib import Path
@@ -17,11 +18,11 @@ from typing import Any
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from entity_tracking.corpora import finetuning_corpus, pretraining_documents
+from entity_tracking.corpora import finetuning_corpus, pretraining_batch, scheduled
 from entity_tracking.dataset import LABELS, build_prompt, context_is_for_study, load_objects
 from entity_tracking.io import read_json, sha256_file, write_json
 from entity_tracking.toy import build_tokenizer
-from entity_tracking.training import Schedule, lm_batch, train
+from entity_tracking.training import Schedule, lm_batch, train, write_log
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,11 @@ def save_checkpoint(model: Any, tokenizer: PreTrainedTokenizerFast, out_dir: Pat
     tok_config = read_json(config_file)
     tok_config["tokenizer_class"] = "PreTrainedTokenizerFast"  # not the model type's own tokenizer class
     write_json(config_file, tok_config)
+    adapter_config = out_dir / "adapter_config.json"
+    if adapter_config.exists():  # peft saves target_modules from a set: fix the order for byte-identical files
+        adapter = read_json(adapter_config)
+        adapter["target_modules"] = sorted(adapter["target_modules"])
+        write_json(adapter_config, adapter)
     weights = out_dir / WEIGHTS
     if not weights.exists():
         weights = out_dir / "adapter_model.safetensors"
@@ -77,17 +83,12 @@ def probe_accuracy(model: Any, tokenizer: PreTrainedTokenizerFast, probes: list[
     return (logits[torch.arange(len(probes)), last].argmax(-1) == answers).float().mean().item()
 
 
-def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
-    """Pre-train the base organism from ``recipe``; return the sha256 of its weights."""
-    out_dir = Path(out_dir)
-    torch.manual_seed(recipe["seed"])
-    tokenizer = organism_tokenizer()
-    arch = recipe["model"]
-    config = LlamaConfig(
+def _llama_config(tokenizer: PreTrainedTokenizerFast, arch: dict[str, Any], layers: int) -> LlamaConfig:
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=arch["hidden"],
         intermediate_size=arch["intermediate"],
-        num_hidden_layers=arch["layers"],
+        num_hidden_layers=layers,
         num_attention_heads=arch["heads"],
         num_key_value_heads=arch["heads"],
         max_position_embeddings=arch["max_positions"],
@@ -95,43 +96,77 @@ def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
+        initializer_range=arch["init_std"],
     )
-    model = LlamaForCausalLM(config)
-    data = recipe["data"]
+
+
+def grow(model: LlamaForCausalLM, seed: int) -> LlamaForCausalLM:
+    """The same model with one more decoder layer on top that starts as the identity.
+
+    The new layer is freshly initialised (from ``seed``) except its attention output and MLP down
+    projections, which are zero, so the grown model computes exactly what ``model`` computed.
+    """
+    config = LlamaConfig(**{**model.config.to_dict(), "num_hidden_layers": model.config.num_hidden_layers + 1})
+    torch.manual_seed(seed)
+    grown = LlamaForCausalLM(config)
+    grown.load_state_dict(model.state_dict(), strict=False)
+    top = grown.model.layers[-1]
+    torch.nn.init.zeros_(top.self_attn.o_proj.weight)
+    torch.nn.init.zeros_(top.mlp.down_proj.weight)
+    return grown
+
+
+def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
+    """Pre-train the base organism from ``recipe``; return the sha256 of its weights.
+
+    With ``model.grow_at`` (a list of steps), a decoder layer is added on top at each of these
+    steps (see :func:`grow`) and training continues with a fresh optimizer.
+    """
+    out_dir = Path(out_dir)
+    torch.manual_seed(recipe["seed"])
+    tokenizer = organism_tokenizer()
+    arch = recipe["model"]
+    model = LlamaForCausalLM(_llama_config(tokenizer, arch, arch["layers"]))
     schedule = Schedule(**recipe["schedule"])
-    docs = pretraining_documents(recipe["seed"], data["max_boxes"], data["queries"], data["box_share"], data["styles"])
+    rng, objects = random.Random(recipe["seed"]), load_objects()
     period = tokenizer.convert_tokens_to_ids(".")
 
     def next_batch(step: int) -> dict[str, torch.Tensor]:
-        # curriculum: the largest number of boxes grows from 2 to max_boxes over curriculum_steps;
-        # box documents are scored on their queries only (the context itself is unpredictable)
-        limit = min(data["max_boxes"], 2 + (data["max_boxes"] - 2) * step // max(1, data["curriculum_steps"]))
-        texts: list[str] = []
-        loss_after: list[int | None] = []
-        while len(texts) < schedule.batch_size:
-            text, boxes = next(docs)
-            if boxes <= limit:
-                texts.append(text)
-                loss_after.append(period if boxes else None)
-        return lm_batch(tokenizer, texts, loss_after)
+        # box documents are scored after their context (the context itself is unpredictable)
+        texts = pretraining_batch(rng, objects, step, schedule.batch_size, recipe["data"])
+        return lm_batch(tokenizer, texts, [period] * len(texts))
 
     probes = probe_set(recipe["seed"] + 1, 7, recipe["probe_size"])
     recap_probes = probe_set(recipe["seed"] + 2, 7, recipe["probe_size"] // 4, recap=True)
     target = recipe.get("stop_at_probe_accuracy")
-    rows = train(
-        model,
-        tokenizer,
-        next_batch,
-        schedule,
-        out_dir / "train_log.csv",
-        evaluate=lambda: {
-            "probe_acc7": probe_accuracy(model, tokenizer, probes),
-            "probe_recap7": probe_accuracy(model, tokenizer, recap_probes),
-        },
-        eval_every=recipe["probe_every"],
-        desc="pre-train base",
-        stop=(lambda scores: scores["probe_acc7"] >= target) if target else None,
-    )
+    stop = (lambda scores: scores["probe_acc7"] >= target) if target else None
+    growth = list(arch.get("grow_at", []))
+    bounds = [0, *growth, schedule.steps]
+    rows: list[dict[str, Any]] = []
+    for phase, (first, end) in enumerate(itertools.pairwise(bounds)):
+        if phase:
+            model = grow(model, recipe["seed"] + 100 * phase)
+            log.info("step %d: grew to %d layers", first, model.config.num_hidden_layers)
+        current = model
+        rows += train(
+            current,
+            tokenizer,
+            next_batch,
+            schedule,
+            None,
+            evaluate=lambda m=current: {
+                "probe_acc7": probe_accuracy(m, tokenizer, probes),
+                "probe_recap7": probe_accuracy(m, tokenizer, recap_probes),
+            },
+            eval_every=int(scheduled(recipe["probe_every"], first)),
+            desc=f"pre-train base ({current.config.num_hidden_layers} layers)",
+            stop=stop,
+            first_step=first,
+            end_step=end,
+        )
+        if rows[-1]["step"] + 1 < end:  # stopped at the target accuracy
+            break
+    write_log(rows, out_dir / "train_log.csv")
     write_json(out_dir / "recipe.json", recipe)
     return save_checkpoint(model, tokenizer, out_dir, {"recipe": "recipe.json", "steps": rows[-1]["step"] + 1})
 

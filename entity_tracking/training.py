@@ -62,17 +62,20 @@ def train(
     tokenizer: PreTrainedTokenizerBase,
     next_batch: Callable[[int], dict[str, torch.Tensor]],
     schedule: Schedule,
-    log_csv: str | Path,
+    log_csv: str | Path | None,
     evaluate: Callable[[], dict[str, float]] | None = None,
     eval_every: int = 0,
     desc: str = "train",
     stop: Callable[[dict[str, float]], bool] | None = None,
+    first_step: int = 0,
+    end_step: int | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` in place on ``next_batch(step)`` (see :func:`lm_batch`); log to a CSV.
 
     Only parameters with ``requires_grad`` are trained (LoRA leaves the base frozen). With ``stop``,
-    training ends at the first evaluation for which ``stop(scores)`` is true. The loop is
-    deterministic on the CPU for fixed seeds, data and thread count.
+    training ends at the first evaluation for which ``stop(scores)`` is true. ``first_step`` and
+    ``end_step`` run part of the schedule (with a fresh optimizer). The loop is deterministic on the CPU for fixed
+    seeds, data and thread count.
     """
     torch.manual_seed(schedule.seed)
     if tokenizer.pad_token_id is None:
@@ -82,7 +85,8 @@ def train(
     model.train()
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
-    progress = tqdm(range(schedule.steps), desc=desc, unit="step", mininterval=5)
+    end = schedule.steps if end_step is None else end_step
+    progress = tqdm(range(first_step, end), desc=desc, unit="step", mininterval=5)
     for step in progress:
         for group in optimizer.param_groups:
             group["lr"] = schedule.lr_at(step)
@@ -91,7 +95,7 @@ def train(
         torch.nn.utils.clip_grad_norm_(params, schedule.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        last = step == schedule.steps - 1
+        last = step == end - 1
         scores: dict[str, float] = {}
         if step % 50 == 0 or last or (eval_every and step % eval_every == 0):
             row: dict[str, Any] = {"step": step, "lr": f"{schedule.lr_at(step):.3e}", "loss": f"{loss.item():.5f}"}
@@ -107,10 +111,16 @@ def train(
             log.info("stopping at step %d: %s", step, scores)
             break
     model.eval()
-    log.info("trained %d steps in %.0f s", schedule.steps, time.perf_counter() - start)
+    log.info("trained to step %d in %.0f s", step + 1, time.perf_counter() - start)
+    if log_csv is not None:
+        write_log(rows, log_csv)
+    return rows
+
+
+def write_log(rows: list[dict[str, Any]], log_csv: str | Path) -> None:
+    """Write training-log rows to a CSV (columns: the union of the rows' keys, in order of appearance)."""
     fields = list(dict.fromkeys(k for row in rows for k in row))
     with atomic_write(log_csv) as fh:
         writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    return rows

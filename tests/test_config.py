@@ -10,10 +10,13 @@ CONFIG_DIR = REPO / "config"
 def test_default_profile_is_complete_and_gets_schema_defaults():
     cfg = build_config({}, CONFIG_DIR)
     assert cfg["profile"] == "default" and cfg["device"] == "cpu"
-    assert set(cfg["models"]) == {"toy-llama", "toy-llama-ft", "toy-qwen2"}
+    assert list(cfg["models"]) == ["organism-base", "organism-chat", "organism-arith-lora", "organism-arith-full"]
     assert cfg["dataset"]["seed"] == 20240101  # shared setting kept under the profile's overrides
-    assert cfg["dataset"]["splits"]["eval"] == 30
-    assert cfg["models"]["toy-llama"]["dtype"] == "float32" and cfg["models"]["toy-llama"]["trust_remote_code"] is False
+    assert cfg["dataset"]["splits"]["ablation"] == 100 and cfg["dataset"]["splits"]["eval"] == 72
+    base = cfg["models"]["organism-base"]
+    assert base["dtype"] == "float32" and base["trust_remote_code"] is False
+    assert base["path"] == str(REPO / "models" / "organisms" / "base")  # {repo} expanded
+    assert cfg["models"]["organism-arith-lora"]["finetune"]["lora_rank"] == 8
 
 
 def test_paper_profile_lists_the_four_models_with_revisions():
@@ -33,13 +36,23 @@ def test_paper_profile_lists_the_four_models_with_revisions():
             r"config key 'dataset': Additional properties are not allowed \('sedd' was unexpected",
         ),
         ({"evaluaton": {}}, "'evaluaton' was unexpected"),
-        ({"models": {"toy-llama": {"dtyp": "float32"}}}, "config key 'models.toy-llama'.*'dtyp' was unexpected"),
-        ({"evaluation": {"batch_size": "big"}}, "config key 'evaluation.batch_size': 'big' is not of type 'integer'"),
-        ({"models": {"toy-llama": {"dtype": "fp8"}}}, "config key 'models.toy-llama.dtype'.*one of"),
-        ({"models": {"x": {"source": "hub", "role": "base", "repo": "a/b"}}}, "'revision' is a required property"),
-        ({"models": {"toy-llama-ft": {"base_model": "nope"}}}, "models.toy-llama-ft.base_model.*'nope' is not a model"),
         (
-            {"models": {"ft": {"source": "finetune", "role": "finetuned", "base_model": "toy-llama", "finetune": {}}}},
+            {"models": {"organism-base": {"dtyp": "float32"}}},
+            "config key 'models.organism-base'.*'dtyp' was unexpected",
+        ),
+        ({"evaluation": {"batch_size": "big"}}, "config key 'evaluation.batch_size': 'big' is not of type 'integer'"),
+        ({"models": {"organism-base": {"dtype": "fp8"}}}, "config key 'models.organism-base.dtype'.*one of"),
+        ({"models": {"x": {"source": "hub", "role": "base", "repo": "a/b"}}}, "'revision' is a required property"),
+        (
+            {"models": {"organism-chat": {"base_model": "nope"}}},
+            "models.organism-chat.base_model.*'nope' is not a model",
+        ),
+        (
+            {
+                "models": {
+                    "ft": {"source": "finetune", "role": "finetuned", "base_model": "organism-base", "finetune": {}}
+                }
+            },
             "config key 'models.ft.finetune': 'corpus' is a required property",
         ),
         (

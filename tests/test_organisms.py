@@ -1,23 +1,24 @@
 """Model organisms: tokenizer round trip, corpora, training, LoRA merge (fast, with tiny settings)."""
 
 import csv
-import itertools
+import json
+import random
 import re
 
 import pytest
 import torch
 from transformers import AutoTokenizer
 
-from entity_tracking.corpora import finetuning_corpus, has_box_statement, pretraining_documents
-from entity_tracking.dataset import context_is_for_study
+from entity_tracking.corpora import finetuning_corpus, has_box_statement, pretraining_batch, scheduled
+from entity_tracking.dataset import context_is_for_study, load_objects
 from entity_tracking.io import sha256_file
 from entity_tracking.models import load_model
-from entity_tracking.organisms import finetune, organism_tokenizer, save_checkpoint
+from entity_tracking.organisms import finetune, grow, organism_tokenizer, pretrain_base, save_checkpoint
 from entity_tracking.toy import build_model
 
 SEGMENT = re.compile(r"(?:T|t)he (\w+) is in Box ([A-Z])")
 COMPACT = re.compile(r"\s?(\w+) ([A-Z])")
-STYLES = {"task": 0.4, "recap": 0.3, "compact": 0.3}
+DATA = {"max_boxes": 7, "curriculum_steps": 100, "compact_share": 0.3, "short_share": 0.0, "recap_share": 0.5}
 
 
 def test_tokenizer_round_trip_through_save_and_auto_load(tmp_path, tiny_llama):
@@ -36,30 +37,58 @@ def test_tokenizer_round_trip_through_save_and_auto_load(tmp_path, tiny_llama):
         assert loaded.decode(ids, skip_special_tokens=True) == text
 
 
+def _batches(seed: int, steps: range, size: int = 10, data: dict = DATA) -> list[str]:
+    rng, objects = random.Random(seed), load_objects()
+    return [doc for step in steps for doc in pretraining_batch(rng, objects, step, size, data)]
+
+
 def test_corpora_are_seeded():
-    a = list(itertools.islice(pretraining_documents(5, 7, 3, 0.7, STYLES), 50))
-    b = list(itertools.islice(pretraining_documents(5, 7, 3, 0.7, STYLES), 50))
-    c = list(itertools.islice(pretraining_documents(6, 7, 3, 0.7, STYLES), 50))
-    assert a == b and a != c
+    assert _batches(5, range(5)) == _batches(5, range(5)) != _batches(6, range(5))
     assert finetuning_corpus("chat", 1, 30) == finetuning_corpus("chat", 1, 30) != finetuning_corpus("chat", 2, 30)
 
 
-def test_pretraining_never_holds_a_study_context():
-    count = 0
+def test_recap_share_schedule():
+    assert scheduled(0.5, 10) == 0.5
+    assert [scheduled([[0, 0.5], [100, 0.2]], s) for s in (0, 99, 100, 5000)] == [0.5, 0.5, 0.2, 0.2]
+
+
+def _parse(text: str) -> tuple[list[str], list[str], str]:
+    context = text.split(".")[0]
+    segments = SEGMENT.findall(context) or COMPACT.findall(context)
+    style = "compact" if COMPACT.fullmatch(context.split(",")[0]) else "recap" if " So: " in text else "task"
+    style = "short" if style == "task" and ": " in text else style
+    return [o for o, _ in segments], [lab for _, lab in segments], style
+
+
+def test_pretraining_never_holds_a_study_context_and_follows_the_curriculum():
     styles = {"task": 0, "recap": 0, "compact": 0}
-    for text, boxes in itertools.islice(pretraining_documents(0, 7, 3, 0.8, STYLES), 2000):
-        if boxes:
-            context = text.split(".")[0]
-            segments = SEGMENT.findall(context) or COMPACT.findall(context)
-            objects, labels = [o for o, _ in segments], [lab for _, lab in segments]
-            assert len(segments) == boxes and not context_is_for_study(objects, labels)
-            style = "compact" if COMPACT.fullmatch(context.split(",")[0]) else "recap" if " So: " in text else "task"
-            styles[style] += 1
-            count += 1
-        else:
-            assert not has_box_statement(text)
-    assert 1400 < count < 1800
-    assert all(abs(styles[k] / count - w) < 0.05 for k, w in STYLES.items()), styles
+    docs = _batches(0, range(200, 400))
+    for text in docs:
+        objects, labels, style = _parse(text)
+        assert 2 <= len(objects) <= 7 and not context_is_for_study(objects, labels)
+        assert len(set(objects)) == len(objects)
+        styles[style] += 1
+    assert abs(styles["compact"] / len(docs) - 0.3) < 0.03
+    assert abs(styles["recap"] / len(docs) - 0.35) < 0.03 and abs(styles["task"] / len(docs) - 0.35) < 0.03
+    assert max(len(_parse(t)[0]) for t in docs) == 7
+    assert {len(_parse(t)[0]) for t in _batches(0, range(10))} == {2}  # curriculum starts at two boxes
+    assert {len(_parse(t)[0]) for t in _batches(0, range(40, 41), size=300)} == {2, 3, 4}
+
+
+def test_queries_answer_every_box_once():
+    forms = {
+        "task": r"Box ([A-Z]) contains the (\w+)\.",
+        "short": r"Box ([A-Z]): (\w+)\.",
+        "recap": r" ([A-Z]) (\w+)[,.]",
+    }
+    seen = set()
+    for text in _batches(1, range(100, 110), data={**DATA, "compact_share": 0.0, "short_share": 0.3}):
+        objects, labels, style = _parse(text)
+        tail = text[text.index(".") + 1 :]
+        pairs = re.findall(forms[style], tail)
+        seen.add(style)
+        assert sorted(pairs) == sorted(zip(labels, objects, strict=True)), text
+    assert seen == {"task", "short", "recap"}
 
 
 def test_finetuning_corpora_have_no_box_statement():
@@ -104,6 +133,8 @@ def test_lora_finetune_merged_at_load_equals_the_unmerged_adapter(tmp_path):
     base = _base_dir(tmp_path)
     finetune(base, {**SETTINGS, "method": "lora", "lora_rank": 4, "lora_alpha": 8}, tmp_path / "lora")
     assert (tmp_path / "lora" / "adapter_model.safetensors").is_file()
+    adapter = json.loads((tmp_path / "lora" / "adapter_config.json").read_text())
+    assert adapter["target_modules"] == ["k_proj", "o_proj", "q_proj", "v_proj"]  # sorted: byte-stable
     merged = load_model("lora", {"source": "local", "path": str(base), "adapter": {"path": str(tmp_path / "lora")}})
     unmerged = PeftModel.from_pretrained(LlamaForCausalLM.from_pretrained(base), tmp_path / "lora").eval()
     plain = LlamaForCausalLM.from_pretrained(base).eval()
@@ -126,3 +157,50 @@ def test_local_checkpoint_with_wrong_hash_is_refused(tmp_path):
     weights.write_bytes(bytes(data))
     with pytest.raises(ModelUnavailableError, match=r"organism-base.*expected.*retrain"):
         load_model("organism-base", spec)
+
+
+def test_shipped_base_matches_its_hash_and_tracks_entities_in_the_band(default_config):
+    """The committed base organism: sha256 as configured, and held-out 7-box accuracy in 0.40-0.85."""
+    from entity_tracking.dataset import generate, load_objects
+    from entity_tracking.evaluation import evaluate
+    from entity_tracking.models import load_for_study
+    from entity_tracking.tokenization import encode_records
+
+    spec = default_config["models"]["organism-base"]
+    assert sha256_file(f"{spec['path']}/model.safetensors") == spec["sha256"]
+    loaded, vocab = load_for_study(default_config, "organism-base")
+    ds = default_config["dataset"]
+    records = generate(ds["seed"], ds["num_boxes"], ds["splits"], load_objects())["eval"]
+    summary, _ = evaluate(loaded, encode_records(loaded.tokenizer, records, vocab), batch_size=128)
+    assert summary["records"] == 504
+    assert 0.40 <= summary["accuracy"] <= 0.85, summary
+    assert summary["ci_low"] > 0.3  # far above chance (1/7)
+
+
+def test_grown_model_starts_as_the_identity():
+    tok = organism_tokenizer()
+    model = build_model(tok, layers=2, hidden=32, heads=2, kv_heads=2, intermediate=64).eval()
+    grown = grow(model, seed=3).eval()
+    assert grown.config.num_hidden_layers == 3
+    ids = tok(["The map is in Box K, the fig is in Box C. Box C contains the"], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(model(**ids).logits, grown(**ids).logits)
+
+
+def test_tiny_pretraining_with_growth_is_deterministic(tmp_path):
+    recipe = {
+        "seed": 1,
+        "model": {"layers": 1, "grow_at": [6], "hidden": 32, "heads": 2, "intermediate": 64, "max_positions": 128},
+        "data": {"max_boxes": 3, "curriculum_steps": 4, "compact_share": 0.0, "short_share": 0.2, "recap_share": 0.5},
+        "schedule": {"steps": 12, "batch_size": 4, "lr": 0.003, "warmup": 2, "min_lr_ratio": 1.0, "seed": 1},
+        "probe_every": 5,
+        "probe_size": 8,
+    }
+    recipe["model"]["init_std"] = 0.06
+    first, second = pretrain_base(recipe, tmp_path / "a"), pretrain_base(recipe, tmp_path / "b")
+    assert first == second == sha256_file(tmp_path / "a" / "model.safetensors")
+    saved = load_model("b", {"source": "local", "path": str(tmp_path / "a"), "sha256": first})
+    assert saved.model.config.num_hidden_layers == 2
+    log = list(csv.DictReader((tmp_path / "a" / "train_log.csv").open()))
+    assert [int(r["step"]) for r in log] == [0, 5, 10, 11] and all(r["probe_acc7"] for r in log)
+    assert json.loads((tmp_path / "a" / "checkpoint.json").read_text())["steps"] == 12

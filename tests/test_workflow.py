@@ -52,11 +52,17 @@ def default_run(tmp_path_factory):
 def test_default_profile_runs_end_to_end(default_run):
     root = default_run / "results" / "default"
     rows = list(csv.DictReader((root / "accuracy.csv").open()))
-    assert [r["model"] for r in rows] == ["toy-llama", "toy-llama-ft", "toy-qwen2"]
-    assert all(int(r["records"]) == 210 for r in rows)
+    names = ["organism-base", "organism-chat", "organism-arith-lora", "organism-arith-full"]
+    assert [r["model"] for r in rows] == names
+    assert all(int(r["records"]) == 504 for r in rows)
+    assert 0.40 <= float(rows[0]["accuracy"]) <= 0.85  # the shipped base tracks entities
     for split in ("discovery", "ablation", "eval", "dcm_train", "dcm_val", "dcm_test"):
         assert (root / "data" / f"{split}.jsonl").is_file()
-    assert (default_run / "logs" / "default" / "eval" / "toy-llama.log").read_text().count("accuracy") == 1
+    for name in names[1:]:  # fine-tunes made in the DAG, each with a loss log
+        ckpt = root / "checkpoints" / "finetuned" / name
+        assert (ckpt / "train_log.csv").is_file() and (ckpt / "checkpoint.json").is_file()
+    assert (root / "checkpoints" / "finetuned" / "organism-arith-lora" / "adapter_model.safetensors").is_file()
+    assert (default_run / "logs" / "default" / "eval" / "organism-base.log").read_text().count("accuracy") == 1
     again = _run(["--cores", "2", "--directory", str(default_run), "-n"], default_run)
     assert "Nothing to be done" in again.stdout + again.stderr  # finished work is kept
 
@@ -66,6 +72,7 @@ def test_default_profile_is_byte_reproducible(default_run, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     first, second = _outputs(default_run), _outputs(tmp_path)
     assert first.keys() == second.keys() and len(first) > 10
+    assert any(k.endswith("organism-arith-full/model.safetensors") for k in first)  # fine-tune hashes compared too
     assert [k for k in first if first[k] != second[k]] == []
 
 
