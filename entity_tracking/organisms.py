@@ -147,19 +147,18 @@ def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
         if phase:
             model = grow(model, recipe["seed"] + 100 * phase)
             log.info("step %d: grew to %d layers", first, model.config.num_hidden_layers)
-        current = model
         rows += train(
-            current,
+            model,
             tokenizer,
             next_batch,
             schedule,
             None,
-            evaluate=lambda m=current: {
+            evaluate=lambda m=model: {
                 "probe_acc7": probe_accuracy(m, tokenizer, probes),
                 "probe_recap7": probe_accuracy(m, tokenizer, recap_probes),
             },
-            eval_every=int(scheduled(recipe["probe_every"], first)),
-            desc=f"pre-train base ({current.config.num_hidden_layers} layers)",
+            eval_every=lambda step: int(scheduled(recipe["probe_every"], step)),
+            desc=f"pre-train base ({model.config.num_hidden_layers} layers)",
             stop=stop,
             first_step=first,
             end_step=end,

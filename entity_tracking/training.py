@@ -64,7 +64,7 @@ def train(
     schedule: Schedule,
     log_csv: str | Path | None,
     evaluate: Callable[[], dict[str, float]] | None = None,
-    eval_every: int = 0,
+    eval_every: int | Callable[[int], int] = 0,
     desc: str = "train",
     stop: Callable[[dict[str, float]], bool] | None = None,
     first_step: int = 0,
@@ -73,9 +73,9 @@ def train(
     """Train ``model`` in place on ``next_batch(step)`` (see :func:`lm_batch`); log to a CSV.
 
     Only parameters with ``requires_grad`` are trained (LoRA leaves the base frozen). With ``stop``,
-    training ends at the first evaluation for which ``stop(scores)`` is true. ``first_step`` and
-    ``end_step`` run part of the schedule (with a fresh optimizer). The loop is deterministic on the CPU for fixed
-    seeds, data and thread count.
+    training ends at the first evaluation for which ``stop(scores)`` is true. ``eval_every`` may
+    depend on the step. ``first_step`` and ``end_step`` run part of the schedule (with a fresh
+    optimizer). The loop is deterministic on the CPU for fixed seeds, data and thread count.
     """
     torch.manual_seed(schedule.seed)
     if tokenizer.pad_token_id is None:
@@ -97,9 +97,11 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         last = step == end - 1
         scores: dict[str, float] = {}
-        if step % 50 == 0 or last or (eval_every and step % eval_every == 0):
+        every = eval_every(step) if callable(eval_every) else eval_every
+        due = bool(every) and step % every == 0
+        if step % 50 == 0 or last or due:
             row: dict[str, Any] = {"step": step, "lr": f"{schedule.lr_at(step):.3e}", "loss": f"{loss.item():.5f}"}
-            if evaluate is not None and eval_every and (step % eval_every == 0 or last):
+            if evaluate is not None and every and (due or last):
                 model.eval()
                 scores = evaluate()
                 row.update({k: f"{v:.4f}" for k, v in scores.items()})
