@@ -60,6 +60,7 @@ include: "rules/data.smk"
 include: "rules/organisms.smk"
 include: "rules/models.smk"
 include: "rules/evaluation.smk"
+include: "rules/circuits.smk"
 
 
 rule all:
@@ -68,3 +69,7 @@ rule all:
         f"{RESULTS}/data/manifest.json",
         expand(f"{RESULTS}/models/{{model}}.json", model=MODELS),
         f"{RESULTS}/accuracy.csv",
+        expand(f"{RESULTS}/circuits/{{model}}/circuit.json", model=MODELS),
+        f"{RESULTS}/faithfulness.csv",
+        f"{RESULTS}/completeness.csv",
+        f"{RESULTS}/circuit_overlap.csv",

@@ -72,6 +72,18 @@ def build_config(overrides: dict[str, Any] | None = None, config_dir: str | Path
         for key in ("path", "recipe"):
             if key in spec:
                 spec[key] = spec[key].replace("{repo}", repo)
+    for name, ext in merged["circuit"]["external"].items():
+        path = Path(ext["path"].replace("{repo}", repo))
+        ext["path"] = str(path if path.is_absolute() else Path(repo) / path)
+        unknown = sorted(set(ext.get("models", [])) - set(merged["models"]))
+        if name in merged["models"] or unknown:
+            raise ConfigError(
+                f"circuit.external.{name}: "
+                + ("the name is also a model's; " if name in merged["models"] else "")
+                + (f"unknown models {unknown}; " if unknown else "")
+                + "Fix: give external circuits names of their own and list only models of the profile "
+                + f"{sorted(merged['models'])}."
+            )
     return merged
 
 

@@ -82,3 +82,26 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
         while chunk := fh.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_safetensors(path: str | Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
+    """Write tensors (made contiguous, on the CPU) atomically; the bytes depend only on the contents."""
+    from safetensors.torch import save
+
+    data = save({k: v.detach().cpu().contiguous() for k, v in sorted(tensors.items())}, metadata=metadata)
+    with atomic_write(path, "wb") as fh:
+        fh.write(data)
+
+
+def read_safetensors(path: str | Path) -> dict[str, Any]:
+    """Read a safetensors file; a damaged file gets an error that says how to regenerate it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({err}). It is corrupted or incomplete: delete it "
+            "and rerun snakemake to regenerate it."
+        ) from None

@@ -63,6 +63,26 @@ def test_default_profile_runs_end_to_end(default_run):
         assert (ckpt / "train_log.csv").is_file() and (ckpt / "checkpoint.json").is_file()
     assert (root / "checkpoints" / "finetuned" / "organism-arith-lora" / "adapter_model.safetensors").is_file()
     assert (default_run / "logs" / "default" / "eval" / "organism-base.log").read_text().count("accuracy") == 1
+    # circuits: one per model, every circuit on every model, completeness and overlap
+    for name in names:
+        circuit = json.loads((root / "circuits" / name / "circuit.json").read_text())
+        assert list(circuit) == ["value_fetcher", "pos_transmitter", "pos_detector", "struct_reader"]
+    faith = list(csv.DictReader((root / "faithfulness.csv").open()))
+    assert {(r["circuit"], r["model"]) for r in faith} == {(c, m) for c in names for m in names}
+    base = next(r for r in faith if r["circuit"] == r["model"] == "organism-base")
+    assert float(base["circuit_accuracy"]) > 10 * float(base["random_accuracy_mean"])  # far above random circuits
+    assert float(base["faithfulness"]) == float(base["circuit_accuracy"]) / float(base["model_accuracy"])
+    comp = list(csv.DictReader((root / "completeness.csv").open()))
+    assert [r["K"] for r in comp if r["model"] == "organism-base"] == [
+        "random",
+        "value_fetcher",
+        "pos_transmitter",
+        "pos_detector",
+        "struct_reader",
+    ]
+    assert len(json.loads((root / "completeness" / "organism-base.json").read_text())["random_draws"]) == 20
+    overlap = list(csv.DictReader((root / "circuit_overlap.csv").open()))
+    assert len(overlap) == 4 * 3 * 5  # ordered pairs x (four groups + all)
     again = _run(["--cores", "2", "--directory", str(default_run), "-n"], default_run)
     assert "Nothing to be done" in again.stdout + again.stderr  # finished work is kept
 

@@ -1,0 +1,209 @@
+"""Circuit evaluation (paper §5): faithfulness of every circuit on every model, completeness, overlap.
+
+* **Faithfulness** = accuracy of the model mean-ablated down to the circuit / the model's own
+  accuracy, at full precision; the paper's form (both accuracies rounded to 0.01, the ratio to
+  0.01) is reported beside it. A random-circuit baseline with the same group sizes (heads drawn
+  without replacement) is averaged over several seeded draws.
+* **Completeness** (each model's own circuit): for random subsets K of the circuit's nodes (each
+  node removed with probability 1/2) and for each whole group, ``|F(C \\ K) - F(M \\ K)|`` where
+  F(C \\ K) is the accuracy of the circuit without K and F(M \\ K) that of the full model with only
+  K's heads mean-ablated at their positions.
+* **Overlap** of every pair of circuits: per group, intersection, precision and recall.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from entity_tracking.ablation import ablated_accuracy, load_means
+from entity_tracking.circuits import (
+    GROUPS,
+    POSITION_OF,
+    Circuit,
+    circuit_nodes,
+    full_model_keep,
+    keep_sets,
+    load_circuit,
+    overlap,
+    random_circuit,
+)
+from entity_tracking.interventions import ModelParts
+from entity_tracking.io import atomic_write, read_json, read_jsonl, sha256_file, write_json
+from entity_tracking.models import load_for_study
+from entity_tracking.tokenization import encode_records
+
+
+def _paper_ratio(numerator: float, denominator: float) -> float | None:
+    """The original's faithfulness: a ratio of accuracies rounded to 0.01, itself rounded."""
+    den = round(denominator, 2)
+    return round(round(numerator, 2) / den, 2) if den else None
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+def _setup(cfg: dict[str, Any], model: str, data_file: str | Path, means_file: str | Path) -> tuple[Any, ...]:
+    loaded, vocab = load_for_study(cfg, model)
+    parts = ModelParts.of(loaded.model)
+    enc = encode_records(loaded.tokenizer, read_jsonl(data_file), vocab)
+    return parts, enc, load_means(means_file, parts)
+
+
+def run_faithfulness(
+    cfg: dict[str, Any],
+    circuit_name: str,
+    circuit_file: str | Path,
+    model: str,
+    data_file: str | Path,
+    means_file: str | Path,
+    out_json: str | Path,
+) -> dict[str, Any]:
+    """Rule faithfulness: one circuit on one model."""
+    settings = cfg["circuit"]["evaluation"]
+    parts, enc, means = _setup(cfg, model, data_file, means_file)
+    circuit = load_circuit(circuit_file, parts.num_layers, parts.heads)
+    batch = settings["batch_size"]
+    model_acc = ablated_accuracy(parts, enc, None, None, batch)
+    circuit_acc = ablated_accuracy(parts, enc, keep_sets(circuit), means, batch)
+    rng = random.Random(settings["seed"])
+    sizes = {g: len(circuit[g]) for g in GROUPS}
+    random_accs = [
+        ablated_accuracy(parts, enc, keep_sets(random_circuit(rng, sizes, parts.num_layers, parts.heads)), means, batch)
+        for _ in tqdm(range(settings["random_draws"]), desc=f"random circuits on {model}", leave=False)
+    ]
+    random_mean, random_std = _mean_std(random_accs)
+    result = {
+        "circuit": circuit_name,
+        "model": model,
+        "records": len(enc),
+        "data_sha256": sha256_file(data_file),
+        "circuit_sha256": sha256_file(circuit_file),
+        "sizes": sizes,
+        "model_accuracy": model_acc,
+        "circuit_accuracy": circuit_acc,
+        "faithfulness": circuit_acc / model_acc if model_acc else None,
+        "faithfulness_paper": _paper_ratio(circuit_acc, model_acc),
+        "random_accuracy_mean": random_mean,
+        "random_accuracy_std": random_std,
+        "random_accuracies": random_accs,
+    }
+    write_json(out_json, result)
+    return result
+
+
+def run_completeness(
+    cfg: dict[str, Any],
+    model: str,
+    circuit_file: str | Path,
+    data_file: str | Path,
+    means_file: str | Path,
+    out_json: str | Path,
+) -> dict[str, Any]:
+    """Rule completeness: a model's own circuit, random subsets K and each whole group."""
+    settings = cfg["circuit"]["evaluation"]
+    parts, enc, means = _setup(cfg, model, data_file, means_file)
+    circuit = load_circuit(circuit_file, parts.num_layers, parts.heads)
+    nodes = circuit_nodes(circuit)
+    batch = settings["batch_size"]
+
+    def scores(removed: list[Any]) -> dict[str, Any]:
+        f_c = ablated_accuracy(parts, enc, keep_sets(circuit, removed), means, batch)
+        f_m = ablated_accuracy(
+            parts, enc, full_model_keep(parts.num_layers, parts.heads, removed), means, batch, ablate_context=False
+        )
+        return {
+            "removed": [[pos, list(h)] for pos, h in removed],
+            "F_C_minus_K": f_c,
+            "F_M_minus_K": f_m,
+            "diff": abs(f_c - f_m),
+        }
+
+    rng = random.Random(settings["seed"])
+    draws = []
+    for _ in tqdm(range(settings["completeness_draws"]), desc=f"completeness {model}", leave=False):
+        draws.append(scores([n for n in nodes if rng.random() < 0.5]))
+    groups = {g: scores([(POSITION_OF[g], h) for h in circuit[g]]) for g in GROUPS}
+    summary = {}
+    for key in ("F_C_minus_K", "F_M_minus_K", "diff"):
+        mean, std = _mean_std([d[key] for d in draws])
+        summary[key] = {"mean": mean, "std": std}
+    result = {
+        "model": model,
+        "records": len(enc),
+        "data_sha256": sha256_file(data_file),
+        "circuit_sha256": sha256_file(circuit_file),
+        "full_circuit": scores([]),
+        "random": summary,
+        "random_draws": draws,
+        "groups": groups,
+    }
+    write_json(out_json, result)
+    return result
+
+
+FAITHFULNESS_COLUMNS = (
+    "circuit",
+    "model",
+    "records",
+    "model_accuracy",
+    "circuit_accuracy",
+    "faithfulness",
+    "faithfulness_paper",
+    "random_accuracy_mean",
+    "random_accuracy_std",
+)
+
+
+def write_faithfulness_table(files: Sequence[str | Path], out_csv: str | Path) -> None:
+    """One row per (circuit, model) pair."""
+    with atomic_write(out_csv) as fh:
+        writer = csv.DictWriter(fh, fieldnames=FAITHFULNESS_COLUMNS, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        for path in files:
+            writer.writerow(read_json(path))
+
+
+def write_completeness_table(files: Sequence[str | Path], out_csv: str | Path) -> None:
+    """Per model: the random-K summary (mean and std) and each whole group."""
+    with atomic_write(out_csv) as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(
+            ["model", "K", "F_C_minus_K", "F_C_minus_K_std", "F_M_minus_K", "F_M_minus_K_std", "diff", "diff_std"]
+        )
+        for path in files:
+            res = read_json(path)
+            r = res["random"]
+            writer.writerow(
+                [
+                    res["model"],
+                    "random",
+                    *(r[k][s] for k in ("F_C_minus_K", "F_M_minus_K", "diff") for s in ("mean", "std")),
+                ]
+            )
+            for g, row in res["groups"].items():
+                writer.writerow([res["model"], g, row["F_C_minus_K"], "", row["F_M_minus_K"], "", row["diff"], ""])
+
+
+def write_overlap(names: Sequence[str], files: Sequence[str | Path], out_csv: str | Path, out_json: str | Path) -> None:
+    """Overlap of every ordered pair of circuits (precision is relative to the first, recall to the second)."""
+    circuits: dict[str, Circuit] = {n: load_circuit(f) for n, f in zip(names, files, strict=True)}
+    rows = []
+    for a in names:
+        for b in names:
+            if a != b:
+                for group, stats in overlap(circuits[a], circuits[b]).items():
+                    rows.append({"circuit_a": a, "circuit_b": b, "group": group, **stats})
+    columns = ["circuit_a", "circuit_b", "group", "size_a", "size_b", "intersection", "precision", "recall"]
+    with atomic_write(out_csv) as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    write_json(out_json, rows)

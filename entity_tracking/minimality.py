@@ -1,0 +1,157 @@
+"""Minimality (paper §5.3): prune candidate heads that do not matter given the rest of the circuit.
+
+For each group G (order: structure reader, position transmitter, position detector, value
+fetcher), always starting from the full candidate circuit C:
+
+1. ``acc(v, u)``: accuracy of C without heads v and u of G, for every pair (``acc(v, v)``: v alone).
+   Heads are compared by value; the original compared ints by identity, so pairs of heads with the
+   same index in different layers silently removed one head only.
+2. For v, rank every other u by ``acc(u, u) - acc(v, u)`` (how much v adds to u's removal) and take
+   as K the first ``ceil(percentage * |G|)``, stopping at the first gain <= 0.
+3. ``before = acc(C \\ K)``, ``after = acc(C \\ (K + v))``, ``score = before / after - 1``; v is
+   kept iff ``score >= threshold``. When ``after == 0``, v is kept iff ``before > 0`` (the original
+   raised ZeroDivisionError). Accuracies are never rounded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from entity_tracking.circuits import GROUPS, POSITION_OF, Circuit, Head, Node
+
+ORDER: tuple[str, ...] = ("struct_reader", "pos_transmitter", "pos_detector", "value_fetcher")
+
+
+def significance(before: float, after: float) -> float:
+    """``before / after - 1``; ``inf`` when only ``after`` is 0, ``0`` when both are."""
+    if after > 0:
+        return before / after - 1
+    return math.inf if before > 0 else 0.0
+
+
+def minimality(
+    candidates: Circuit,
+    acc: Callable[[frozenset[Node]], float],
+    percentage: float,
+    threshold: float,
+    desc: str = "minimality",
+) -> tuple[Circuit, dict[str, Any]]:
+    """The minimal circuit and a JSON-ready record of every pair accuracy and significance score.
+
+    ``acc(removed)`` is the accuracy of the candidate circuit without the nodes ``removed``.
+    """
+    cache: dict[frozenset[Node], float] = {}
+
+    def acc_of(nodes: set[Node]) -> float:
+        key = frozenset(nodes)
+        if key not in cache:
+            cache[key] = acc(key)
+        return cache[key]
+
+    final: Circuit = {g: [] for g in GROUPS}
+    report: dict[str, Any] = {"percentage": percentage, "threshold": threshold, "full": acc_of(set()), "groups": {}}
+    for group in ORDER:
+        heads = candidates[group]
+        pos = POSITION_OF[group]
+
+        def node(h: Head, pos: str = pos) -> Node:
+            return (pos, h)
+
+        pair: dict[tuple[Head, Head], float] = {}
+        total = len(heads) * (len(heads) + 1) // 2
+        with tqdm(total=total, desc=f"{desc} {group} pairs", unit="eval", leave=False) as bar:
+            for i, v in enumerate(heads):
+                for u in heads[i:]:
+                    pair[(v, u)] = pair[(u, v)] = acc_of({node(v), node(u)})
+                    bar.update()
+        size_k = math.ceil(percentage * len(heads))
+        rows = []
+        for v in heads:
+            gains = sorted(
+                ((u, pair[(u, u)] - pair[(v, u)]) for u in heads if u != v), key=lambda item: -item[1]
+            )  # stable: ties keep the candidate order
+            k_set: list[Head] = []
+            for u, gain in gains[:size_k]:
+                if gain <= 0:
+                    break
+                k_set.append(u)
+            before = acc_of({node(u) for u in k_set})
+            after = acc_of({node(u) for u in [*k_set, v]})
+            score = significance(before, after)
+            kept = score >= threshold
+            rows.append(
+                {
+                    "head": list(v),
+                    "K": [list(u) for u in k_set],
+                    "before": before,
+                    "after": after,
+                    "score": score if math.isfinite(score) else None,
+                    "essential": math.isinf(score),
+                    "kept": kept,
+                }
+            )
+            if kept:
+                final[group].append(v)
+        report["groups"][group] = {
+            "candidates": [list(h) for h in heads],
+            "k_size": size_k,
+            "pairs": [[list(v), list(u), pair[(v, u)]] for i, v in enumerate(heads) for u in heads[i:]],
+            "significance": rows,
+            "kept": [list(h) for h in final[group]],
+        }
+    report["evaluations"] = len(cache)
+    return final, report
+
+
+def run_minimality(
+    cfg: dict[str, Any],
+    name: str,
+    scores_file: str | Path,
+    data_file: str | Path,
+    means_file: str | Path,
+    out_circuit: str | Path,
+    out_report: str | Path,
+) -> Circuit:
+    """Rule minimality: candidates from the path-patching scores, pruned on the minimality split."""
+    from entity_tracking.ablation import ablated_accuracy, load_means
+    from entity_tracking.circuits import candidates, keep_sets, save_circuit
+    from entity_tracking.interventions import ModelParts
+    from entity_tracking.io import read_jsonl, read_safetensors, sha256_file, write_json
+    from entity_tracking.models import load_for_study
+    from entity_tracking.path_patching import circuit_settings
+    from entity_tracking.tokenization import encode_records
+
+    settings = circuit_settings(cfg, name)
+    metric = settings["path_patching"]["metric"]
+    tensors = read_safetensors(scores_file)
+    scores = {g: tensors[f"{g}.{metric}"] for g in GROUPS}
+    cands = candidates(scores, settings["candidates"])
+    loaded, vocab = load_for_study(cfg, name)
+    parts = ModelParts.of(loaded.model)
+    means = load_means(means_file, parts)
+    enc = encode_records(loaded.tokenizer, read_jsonl(data_file), vocab)
+    batch = cfg["circuit"]["evaluation"]["batch_size"]
+
+    def acc(removed: frozenset[Node]) -> float:
+        return ablated_accuracy(parts, enc, keep_sets(cands, removed), means, batch)
+
+    opts = settings["minimality"]
+    circuit, report = minimality(cands, acc, opts["percentage"], opts["threshold"], desc=name)
+    save_circuit(out_circuit, circuit)
+    report = {
+        "model": name,
+        "records": len(enc),
+        "data_sha256": sha256_file(data_file),
+        "metric": metric,
+        "candidates": {g: [list(h) for h in cands[g]] for g in GROUPS},
+        **report,
+        "circuit": {g: [list(h) for h in circuit[g]] for g in GROUPS},
+        "sizes": {g: len(circuit[g]) for g in GROUPS},
+    }
+    write_json(out_report, report)
+    return circuit

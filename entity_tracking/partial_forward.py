@@ -1,0 +1,134 @@
+"""Forward passes over part of a model: from a given layer, for the positions from a given token on.
+
+Fast path patching reruns only what an intervention can change. :func:`clean_run` runs the
+model once, layer by layer, and keeps each layer's input hidden states, attention output and
+keys/values; :func:`run_suffix` then runs layers ``first_layer..`` on positions ``start..`` of
+those inputs, attending to the stored keys/values of the positions before ``start``. With no
+intervention it reproduces the full forward's logits (tests check this).
+
+The decoder layers are the model's own modules (so hooks of :mod:`entity_tracking.interventions`
+apply); only the loop over layers, the causal mask and the key/value cache are ours. Prompts of
+one batch must have one length (the task's prompts do: every word is one token).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from entity_tracking.interventions import ModelParts, capture, intervene
+
+
+class _PrefixCache:
+    """The one cache method attention modules call: prepend stored keys/values, or record them."""
+
+    def __init__(self, keys: dict[int, torch.Tensor] | None = None, values: dict[int, torch.Tensor] | None = None):
+        self.record = keys is None
+        self.keys: dict[int, torch.Tensor] = {} if keys is None else keys
+        self.values: dict[int, torch.Tensor] = {} if values is None else values
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any):
+        if self.record:
+            self.keys[layer_idx], self.values[layer_idx] = key, value
+            return key, value
+        return torch.cat([self.keys[layer_idx], key], dim=2), torch.cat([self.values[layer_idx], value], dim=2)
+
+
+@dataclass
+class CleanRun:
+    """Every per-layer quantity of one clean forward that the fast methods reuse. ``[B, T, ...]``."""
+
+    resid: list[torch.Tensor]  # input hidden state of each layer [B, T, d]
+    attn_out: list[torch.Tensor]  # attention output (o_proj output) of each layer [B, T, d]
+    z: list[torch.Tensor]  # o_proj input per head [B, T, H, dh]
+    keys: list[torch.Tensor]  # keys after rotary embedding [B, kv, T, dh]
+    values: list[torch.Tensor]  # values [B, kv, T, dh]
+    logits: torch.Tensor  # at the last position [B, vocab]
+
+
+def _mask(q_len: int, start: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Additive causal mask ``[1, 1, q_len, start + q_len]`` for queries at positions ``start..``."""
+    q = torch.arange(start, start + q_len, device=device)[:, None]
+    k = torch.arange(start + q_len, device=device)[None, :]
+    return torch.zeros(q_len, start + q_len, dtype=dtype, device=device).masked_fill(k > q, torch.finfo(dtype).min)[
+        None, None
+    ]
+
+
+def _check_window(parts: ModelParts, length: int) -> None:
+    window = getattr(parts.model.config, "sliding_window", None)
+    layer_types = getattr(parts.model.config, "layer_types", None) or []
+    if window and length > window and ("sliding_attention" in layer_types or not layer_types):
+        raise ValueError(f"prompts of {length} tokens exceed the model's sliding window ({window})")
+
+
+def run_suffix(
+    parts: ModelParts,
+    hidden: torch.Tensor,
+    start: int,
+    first_layer: int = 0,
+    prefix_keys: list[torch.Tensor] | None = None,
+    prefix_values: list[torch.Tensor] | None = None,
+    record: _PrefixCache | None = None,
+) -> torch.Tensor:
+    """Run layers ``first_layer..`` on ``hidden`` (``[B, S, d]``, the inputs of ``first_layer`` at
+    positions ``start..start+S``) and return the final-norm hidden states ``[B, S, d]``.
+
+    ``prefix_keys``/``prefix_values`` (indexed by layer, ``[B, kv, >=start, dh]``) hold the keys and
+    values of positions ``0..start`` (later positions are ignored); ``record`` (with ``start == 0``)
+    collects every layer's.
+    """
+    model = parts.model.model
+    s_len = hidden.shape[1]
+    _check_window(parts, start + s_len)
+    position_ids = torch.arange(start, start + s_len, device=hidden.device)[None]
+    position_embeddings = model.rotary_emb(hidden, position_ids=position_ids)
+    mask = _mask(s_len, start, hidden.dtype, hidden.device)
+    if record is not None:
+        cache = record
+    else:
+        cache = _PrefixCache(
+            {i: prefix_keys[i][:, :, :start] for i in range(first_layer, parts.num_layers)} if prefix_keys else {},
+            {i: prefix_values[i][:, :, :start] for i in range(first_layer, parts.num_layers)} if prefix_values else {},
+        )
+        if start == 0:
+            cache = None  # type: ignore[assignment]
+    for layer in parts.layers[first_layer:]:
+        hidden = layer(
+            hidden, attention_mask=mask, position_ids=position_ids, position_embeddings=position_embeddings, cache=cache
+        )
+    return model.norm(hidden)
+
+
+@torch.no_grad()
+def clean_run(parts: ModelParts, input_ids: torch.Tensor) -> CleanRun:
+    """One forward of equal-length prompts, keeping what :func:`run_suffix` and path patching reuse."""
+    model = parts.model
+    store: dict[Any, torch.Tensor] = {}
+    resid: list[torch.Tensor] = []
+    attn_out: list[torch.Tensor] = []
+    handles = []
+    for i, layer in enumerate(parts.layers):
+        handles.append(layer.register_forward_pre_hook(lambda _m, args, i=i: resid.append(args[0].detach())))
+        handles.append(layer.self_attn.o_proj.register_forward_hook(lambda _m, _a, out: attn_out.append(out.detach())))
+    record = _PrefixCache()
+    try:
+        edits = {("z", i): capture(store, i) for i in range(parts.num_layers)}
+        with intervene(parts, edits):
+            hidden = model.model.embed_tokens(input_ids)
+            normed = run_suffix(parts, hidden, 0, record=record)
+    finally:
+        for handle in handles:
+            handle.remove()
+    logits = model.lm_head(normed[:, -1])
+    n = parts.num_layers
+    return CleanRun(
+        resid=resid,
+        attn_out=attn_out,
+        z=[store[i] for i in range(n)],
+        keys=[record.keys[i] for i in range(n)],
+        values=[record.values[i] for i in range(n)],
+        logits=logits,
+    )

@@ -1,0 +1,144 @@
+# Circuit discovery and evaluation (paper §4-5): path patching -> candidates -> minimality ->
+# faithfulness of every circuit on every model, completeness of each model's own circuit, overlap.
+
+EXTERNAL = config["circuit"]["external"]
+CIRCUITS = MODELS + list(EXTERNAL)
+PAIRS = [(c, m) for c in CIRCUITS for m in (EXTERNAL[c].get("models", MODELS) if c in EXTERNAL else MODELS)]
+
+
+def split_file(split):
+    return f"{RESULTS}/data/{split}.jsonl"
+
+
+def circuit_settings_of(model):
+    from entity_tracking.path_patching import circuit_settings
+
+    return circuit_settings(config, model)
+
+
+rule path_patching:
+    """The four path-patching stages on the discovery split: per-head scores (safetensors) and a summary."""
+    input:
+        data=split_file("discovery"),
+        card=f"{RESULTS}/models/{{model}}.json",
+        checkpoints=lambda wc: trained_inputs(config, wc.model),
+    output:
+        scores=f"{RESULTS}/circuits/{{model}}/path_patching.safetensors",
+        summary=f"{RESULTS}/circuits/{{model}}/path_patching.json",
+    params:
+        settings=lambda wc: circuit_settings_of(wc.model)["path_patching"],
+    resources:
+        gpu=GPU,
+    log:
+        f"{LOGS}/circuits/{{model}}/path_patching.log",
+    script:
+        "../scripts/path_patching.py"
+
+
+rule mean_reference:
+    """Mean head outputs over the ablation split with random query letters (the mean-ablation reference)."""
+    input:
+        data=split_file("ablation"),
+        card=f"{RESULTS}/models/{{model}}.json",
+        checkpoints=lambda wc: trained_inputs(config, wc.model),
+    output:
+        f"{RESULTS}/means/{{model}}.safetensors",
+    params:
+        seed=config["circuit"]["mean_seed"],
+    resources:
+        gpu=GPU,
+    log:
+        f"{LOGS}/means/{{model}}.log",
+    script:
+        "../scripts/mean_reference.py"
+
+
+rule minimality:
+    """Candidate heads from the path-patching scores, pruned by minimality: the model's circuit."""
+    input:
+        scores=rules.path_patching.output.scores,
+        data=lambda wc: split_file(circuit_settings_of(wc.model)["minimality"]["split"]),
+        means=rules.mean_reference.output[0],
+    output:
+        circuit=f"{RESULTS}/circuits/{{model}}/circuit.json",
+        report=f"{RESULTS}/circuits/{{model}}/minimality.json",
+    params:
+        settings=lambda wc: {k: circuit_settings_of(wc.model)[k] for k in ("candidates", "minimality")},
+    resources:
+        gpu=GPU,
+    log:
+        f"{LOGS}/circuits/{{model}}/minimality.log",
+    script:
+        "../scripts/minimality.py"
+
+
+rule external_circuit:
+    """A circuit given as a JSON file (ours or the original repository's format), checked and copied."""
+    input:
+        lambda wc: EXTERNAL[wc.ext]["path"],
+    output:
+        f"{RESULTS}/circuits/{{ext}}/circuit.json",
+    wildcard_constraints:
+        ext="|".join(re.escape(e) for e in EXTERNAL) or "^$",
+    log:
+        f"{LOGS}/circuits/{{ext}}/external.log",
+    script:
+        "../scripts/external_circuit.py"
+
+
+rule faithfulness:
+    """One circuit on one model: circuit accuracy, faithfulness, random-circuit baseline."""
+    input:
+        circuit=f"{RESULTS}/circuits/{{circuit}}/circuit.json",
+        data=split_file(config["circuit"]["evaluation"]["split"]),
+        means=f"{RESULTS}/means/{{model}}.safetensors",
+        checkpoints=lambda wc: trained_inputs(config, wc.model),
+    output:
+        f"{RESULTS}/faithfulness/{{circuit}}/{{model}}.json",
+    wildcard_constraints:
+        circuit="|".join(re.escape(c) for c in CIRCUITS),
+    params:
+        settings=config["circuit"]["evaluation"],
+    resources:
+        gpu=GPU,
+    log:
+        f"{LOGS}/faithfulness/{{circuit}}/{{model}}.log",
+    script:
+        "../scripts/faithfulness.py"
+
+
+rule completeness:
+    """A model's own circuit: random subsets K and whole groups, |F(C minus K) - F(M minus K)|."""
+    input:
+        circuit=rules.minimality.output.circuit,
+        data=split_file(config["circuit"]["evaluation"]["split"]),
+        means=rules.mean_reference.output[0],
+    output:
+        f"{RESULTS}/completeness/{{model}}.json",
+    params:
+        settings=config["circuit"]["evaluation"],
+    resources:
+        gpu=GPU,
+    log:
+        f"{LOGS}/completeness/{{model}}.log",
+    script:
+        "../scripts/completeness.py"
+
+
+rule circuit_tables:
+    """Faithfulness (every circuit x model), completeness and circuit overlap tables."""
+    input:
+        faithfulness=[f"{RESULTS}/faithfulness/{c}/{m}.json" for c, m in PAIRS],
+        completeness=expand(f"{RESULTS}/completeness/{{model}}.json", model=MODELS),
+        circuits=expand(f"{RESULTS}/circuits/{{circuit}}/circuit.json", circuit=CIRCUITS),
+    output:
+        faithfulness=f"{RESULTS}/faithfulness.csv",
+        completeness=f"{RESULTS}/completeness.csv",
+        overlap=f"{RESULTS}/circuit_overlap.csv",
+        overlap_json=f"{RESULTS}/circuit_overlap.json",
+    params:
+        circuits=CIRCUITS,
+    log:
+        f"{LOGS}/circuit_tables.log",
+    script:
+        "../scripts/circuit_tables.py"

@@ -1,0 +1,10 @@
+"""Rule circuit_tables: faithfulness, completeness and overlap tables."""
+
+from entity_tracking.circuit_eval import write_completeness_table, write_faithfulness_table, write_overlap
+from entity_tracking.runtime import configure
+
+sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+configure(1, 0, sm.log[0])
+write_faithfulness_table(sm.input.faithfulness, sm.output.faithfulness)
+write_completeness_table(sm.input.completeness, sm.output.completeness)
+write_overlap(sm.params.circuits, sm.input.circuits, sm.output.overlap, sm.output.overlap_json)

@@ -1,0 +1,10 @@
+"""Rule minimality: candidates from path patching, pruned to the model's circuit."""
+
+from entity_tracking.minimality import run_minimality
+from entity_tracking.runtime import configure
+
+sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+configure(sm.config["threads"], sm.config["dataset"]["seed"], sm.log[0])
+run_minimality(
+    sm.config, sm.wildcards.model, sm.input.scores, sm.input.data, sm.input.means, sm.output.circuit, sm.output.report
+)
