@@ -14,7 +14,7 @@ from tests.conftest import REPO
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 
 
-def _run(args, cwd, timeout=600):
+def _run(args, cwd, timeout=1200):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
