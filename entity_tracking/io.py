@@ -89,8 +89,13 @@ def write_safetensors(path: str | Path, tensors: dict[str, Any], metadata: dict[
     from safetensors.torch import save
 
     data = save({k: v.detach().cpu().contiguous() for k, v in sorted(tensors.items())}, metadata=metadata)
+    # safetensors writes the metadata in hash-map order, which varies between runs: rewrite the
+    # header with sorted keys (padded to 8 bytes, as the format asks) so the bytes are reproducible.
+    size = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + size]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
     with atomic_write(path, "wb") as fh:
-        fh.write(data)
+        fh.write(len(header).to_bytes(8, "little") + header + data[8 + size :])
 
 
 def read_safetensors(path: str | Path) -> dict[str, Any]:

@@ -426,3 +426,19 @@ def test_original_circuit_evaluates_on_a_32_by_32_toy_llama(original_file, bos_t
                         assert (before[:, head] != mean[:, head]).any(-1).all(), (layer, head)
                         ablated_last += 1
     assert ablated_last == 32 * 32 - 47  # every head but the 47 value fetchers and transmitters
+
+
+def test_safetensors_header_is_canonical(tmp_path):
+    """safetensors writes metadata in hash-map order; ours sorts it so reruns give identical bytes."""
+    import json as _json
+
+    from entity_tracking.io import read_safetensors, write_safetensors
+
+    path = tmp_path / "x.safetensors"
+    write_safetensors(path, {"b": torch.ones(3), "a": torch.arange(4.0)}, {"z": "1", "a": "2", "m": "3"})
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    assert size % 8 == 0
+    header = raw[8 : 8 + size].decode().rstrip()
+    assert header == _json.dumps(_json.loads(header), sort_keys=True, separators=(",", ":"))
+    assert read_safetensors(path)["a"].tolist() == [0.0, 1.0, 2.0, 3.0]
