@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from entity_tracking.circuits import POSITIONS, Head
 from entity_tracking.dataset import LABELS, build_prompt
-from entity_tracking.evaluation import accuracy
+from entity_tracking.evaluation import accuracy, last_token_logits
 from entity_tracking.interventions import ModelParts, capture, intervene, replace_where
 from entity_tracking.tokenization import Encoded, Vocabulary, encode_prompts
 
@@ -81,7 +81,6 @@ def ablation_edits(
     return edits
 
 
-@torch.no_grad()
 def ablated_predictions(
     parts: ModelParts,
     enc: Encoded,
@@ -91,19 +90,17 @@ def ablated_predictions(
     ablate_context: bool = True,
 ) -> torch.Tensor:
     """Argmax predictions at the last token with the ablation applied (``keep=None``: the plain model)."""
-    device = next(parts.model.parameters()).device
-    preds = []
-    for start in range(0, len(enc), batch_size):
-        b = enc.select(slice(start, start + batch_size))
-        edits = {}
-        if keep is not None:
-            assert means is not None
+    context = None
+    if keep is not None:
+        if means is None:
+            raise ValueError("mean ablation needs the mean reference")
+        device_means = means.to(next(parts.model.parameters()).device)
+
+        def context(b: Encoded) -> Any:
             positions = {cls: getattr(b, cls) for cls in POSITIONS}
-            edits = ablation_edits(parts, positions, keep, means.to(device), ablate_context)
-        with intervene(parts, edits):
-            logits = parts.model(input_ids=b.input_ids.to(device), attention_mask=b.attention_mask.to(device)).logits
-        preds.append(logits[torch.arange(len(b), device=device), b.last.to(device)].argmax(-1).cpu())
-    return torch.cat(preds)
+            return intervene(parts, ablation_edits(parts, positions, keep, device_means, ablate_context))
+
+    return last_token_logits(parts.model, enc, batch_size, desc="ablated forward", context=context).argmax(-1)
 
 
 def ablated_accuracy(

@@ -35,7 +35,7 @@ from entity_tracking.circuits import (
     random_circuit,
 )
 from entity_tracking.interventions import ModelParts
-from entity_tracking.io import atomic_write, read_json, read_jsonl, sha256_file, write_json
+from entity_tracking.io import atomic_write, read_json, read_jsonl, sha256_file, write_csv, write_json
 from entity_tracking.models import load_for_study
 from entity_tracking.tokenization import encode_records
 
@@ -50,11 +50,15 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
 
 
-def _setup(cfg: dict[str, Any], model: str, data_file: str | Path, means_file: str | Path) -> tuple[Any, ...]:
+def _setup(
+    cfg: dict[str, Any], model: str, circuit_file: str | Path, data_file: str | Path, means_file: str | Path
+) -> tuple[Any, ...]:
+    """The model's parts, the encoded split, its mean reference and the circuit (checked against the model)."""
     loaded, vocab = load_for_study(cfg, model)
     parts = ModelParts.of(loaded.model)
     enc = encode_records(loaded.tokenizer, read_jsonl(data_file), vocab)
-    return parts, enc, load_means(means_file, parts)
+    circuit = load_circuit(circuit_file, parts.num_layers, parts.heads)
+    return parts, enc, load_means(means_file, parts), circuit
 
 
 def run_faithfulness(
@@ -68,8 +72,7 @@ def run_faithfulness(
 ) -> dict[str, Any]:
     """Rule faithfulness: one circuit on one model."""
     settings = cfg["circuit"]["evaluation"]
-    parts, enc, means = _setup(cfg, model, data_file, means_file)
-    circuit = load_circuit(circuit_file, parts.num_layers, parts.heads)
+    parts, enc, means, circuit = _setup(cfg, model, circuit_file, data_file, means_file)
     batch = settings["batch_size"]
     model_acc = ablated_accuracy(parts, enc, None, None, batch)
     circuit_acc = ablated_accuracy(parts, enc, keep_sets(circuit), means, batch)
@@ -109,8 +112,7 @@ def run_completeness(
 ) -> dict[str, Any]:
     """Rule completeness: a model's own circuit, random subsets K and each whole group."""
     settings = cfg["circuit"]["evaluation"]
-    parts, enc, means = _setup(cfg, model, data_file, means_file)
-    circuit = load_circuit(circuit_file, parts.num_layers, parts.heads)
+    parts, enc, means, circuit = _setup(cfg, model, circuit_file, data_file, means_file)
     nodes = circuit_nodes(circuit)
     batch = settings["batch_size"]
 
@@ -164,11 +166,7 @@ FAITHFULNESS_COLUMNS = (
 
 def write_faithfulness_table(files: Sequence[str | Path], out_csv: str | Path) -> None:
     """One row per (circuit, model) pair."""
-    with atomic_write(out_csv) as fh:
-        writer = csv.DictWriter(fh, fieldnames=FAITHFULNESS_COLUMNS, lineterminator="\n", extrasaction="ignore")
-        writer.writeheader()
-        for path in files:
-            writer.writerow(read_json(path))
+    write_csv(out_csv, FAITHFULNESS_COLUMNS, (read_json(path) for path in files))
 
 
 def write_completeness_table(files: Sequence[str | Path], out_csv: str | Path) -> None:
@@ -202,8 +200,5 @@ def write_overlap(names: Sequence[str], files: Sequence[str | Path], out_csv: st
                 for group, stats in overlap(circuits[a], circuits[b]).items():
                     rows.append({"circuit_a": a, "circuit_b": b, "group": group, **stats})
     columns = ["circuit_a", "circuit_b", "group", "size_a", "size_b", "intersection", "precision", "recall"]
-    with atomic_write(out_csv) as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out_csv, columns, rows)
     write_json(out_json, rows)

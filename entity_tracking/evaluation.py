@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from entity_tracking.io import atomic_write, read_json, read_jsonl, sha256_file, write_json
+from entity_tracking.io import atomic_write, read_json, read_jsonl, sha256_file, write_csv, write_json
 from entity_tracking.models import LoadedModel, load_for_study
 from entity_tracking.tokenization import Encoded, encode_records
 
@@ -21,13 +22,24 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def last_token_logits(model: torch.nn.Module, enc: Encoded, batch_size: int, desc: str = "forward") -> torch.Tensor:
-    """Logits at each prompt's last token, ``[N, vocab]``, computed in batches (float32, on the CPU)."""
+def last_token_logits(
+    model: torch.nn.Module,
+    enc: Encoded,
+    batch_size: int,
+    desc: str = "forward",
+    context: Callable[[Encoded], AbstractContextManager[Any]] | None = None,
+) -> torch.Tensor:
+    """Logits at each prompt's last token, ``[N, vocab]``, computed in batches (float32, on the CPU).
+
+    ``context(batch)``, when given, is entered around each batch's forward pass (interventions
+    that depend on the batch's positions).
+    """
     device = next(model.parameters()).device
     out = []
     for start in tqdm(range(0, len(enc), batch_size), desc=desc, unit="batch", leave=False):
         batch = enc.select(slice(start, start + batch_size))
-        logits = model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)).logits
+        with context(batch) if context is not None else nullcontext():
+            logits = model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)).logits
         rows = torch.arange(len(batch), device=device)
         out.append(logits[rows, batch.last.to(device)].float().cpu())
     return torch.cat(out) if out else torch.empty(0)
@@ -104,8 +116,4 @@ TABLE_COLUMNS = ("model", "label", "role", "split", "records", "correct", "accur
 
 def write_accuracy_table(json_files: Sequence[str | Path], out_csv: str | Path) -> None:
     """Combine per-model evaluation JSONs into one CSV, one row per model, in the given order."""
-    with atomic_write(out_csv) as fh:
-        writer = csv.DictWriter(fh, fieldnames=TABLE_COLUMNS, lineterminator="\n", extrasaction="ignore")
-        writer.writeheader()
-        for path in json_files:
-            writer.writerow(read_json(path))
+    write_csv(out_csv, TABLE_COLUMNS, (read_json(path) for path in json_files))

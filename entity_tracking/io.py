@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -74,6 +75,14 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                     "edited by hand: delete it and rerun snakemake to regenerate it."
                 ) from None
     return records
+
+
+def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    """A CSV with a header of ``columns``, one line per row (keys outside ``columns`` are left out)."""
+    with atomic_write(path) as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
