@@ -15,6 +15,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
     PreTrainedModel,
     PreTrainedTokenizerFast,
     Qwen2Config,
@@ -79,7 +81,7 @@ def build_tokenizer(style: Literal["metaspace", "bytelevel"] = "metaspace") -> P
 
 def build_model(
     tokenizer: PreTrainedTokenizerFast,
-    arch: Literal["llama", "qwen2"] = "llama",
+    arch: Literal["llama", "mistral", "qwen2"] = "llama",
     layers: int = 2,
     hidden: int = 64,
     heads: int = 4,
@@ -104,11 +106,14 @@ def build_model(
     if arch == "llama":
         config: Any = LlamaConfig(**common)
         cls: Any = LlamaForCausalLM
+    elif arch == "mistral":
+        config = MistralConfig(**common, sliding_window=4096)  # Mistral-7B-v0.1's window
+        cls = MistralForCausalLM
     elif arch == "qwen2":
         config = Qwen2Config(**common)
         cls = Qwen2ForCausalLM
     else:
-        raise ValueError(f"unknown toy architecture {arch!r}; use 'llama' or 'qwen2'")
+        raise ValueError(f"unknown toy architecture {arch!r}; use 'llama', 'mistral' or 'qwen2'")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = cls(config)

@@ -1,7 +1,8 @@
 """Per-head reads and writes (entity_tracking.interventions) and partial forwards (entity_tracking.partial_forward).
 
-Every test runs on three tiny models: Llama with one kv head per query head, Llama with grouped-query
-attention, and Qwen2 (q/k/v biases, grouped-query attention, no BOS token).
+Every test runs on four tiny models: Llama with one kv head per query head, Llama with grouped-query
+attention, Mistral (all query heads share one kv head) and Qwen2 (q/k/v biases, grouped-query
+attention, no BOS token).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from entity_tracking.toy import build_model
 MODELS = {
     "llama-mha": dict(arch="llama", tokenizer="bos_tokenizer", heads=4, kv_heads=4, seed=1),
     "llama-gqa": dict(arch="llama", tokenizer="bos_tokenizer", heads=4, kv_heads=2, seed=2),
+    "mistral-gqa": dict(arch="mistral", tokenizer="bos_tokenizer", heads=4, kv_heads=1, seed=4),
     "qwen2-gqa": dict(arch="qwen2", tokenizer="nobos_tokenizer", heads=4, kv_heads=2, seed=3),
 }
 
@@ -70,7 +72,7 @@ def test_model_parts_geometry(setup):
     assert (parts.num_layers, parts.heads, parts.kv_heads, parts.head_dim) == (3, 4, spec["kv_heads"], 16)
     assert parts.site_heads("z") == parts.site_heads("q") == 4
     assert parts.site_heads("k") == parts.site_heads("v") == spec["kv_heads"]
-    expected = [0, 1, 2, 3] if spec["kv_heads"] == 4 else [0, 0, 1, 1]
+    expected = {4: [0, 1, 2, 3], 2: [0, 0, 1, 1], 1: [0, 0, 0, 0]}[spec["kv_heads"]]
     assert [kv_head(parts, h) for h in range(4)] == expected
     if spec["arch"] == "qwen2":
         assert parts.module("q", 0).bias is not None and parts.module("v", 2).bias.abs().sum() > 0
@@ -126,7 +128,7 @@ def test_patching_a_head_with_its_own_value_is_bit_identical(setup):
     heads = torch.tensor([1, 3])
     edits = {
         ("z", 1): patch(positions, heads, store["z"][rows, positions][:, heads]),
-        ("v", 0): patch(positions, torch.tensor([1]), store["v"][rows, positions][:, [1]]),
+        ("v", 0): patch(positions, torch.tensor([parts.kv_heads - 1]), store["v"][rows, positions][:, [-1]]),
     }
     with torch.no_grad(), intervene(parts, edits):
         logits = parts.model(input_ids=ids).logits
@@ -161,8 +163,8 @@ def test_patch_writes_exactly_the_given_slots(setup, site):
     with torch.no_grad(), intervene(parts, {(site, layer): capture(store, "clean")}):
         parts.model(input_ids=ids)
     positions = torch.tensor([0, 7, 19, 33, t - 1])[:b]
-    heads = torch.tensor([n_heads - 1, 0])
-    values = torch.randn(b, 2, parts.head_dim, generator=torch.Generator().manual_seed(5))
+    heads = torch.tensor(sorted({n_heads - 1, 0}, reverse=True))  # one head where all query heads share a kv head
+    values = torch.randn(b, len(heads), parts.head_dim, generator=torch.Generator().manual_seed(5))
     edit = chain(capture(store, "before"), patch(positions, heads, values), capture(store, "after"))
     with torch.no_grad(), intervene(parts, {(site, layer): edit}):
         parts.model(input_ids=ids)

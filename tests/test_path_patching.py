@@ -1,4 +1,4 @@
-"""Path patching: the fast method gives the reference method's numbers, on the shipped organism and a Qwen2 toy."""
+"""Path patching: fast and reference methods agree, on the shipped organism and on Qwen2 and Mistral toys."""
 
 from __future__ import annotations
 
@@ -133,12 +133,15 @@ def test_stage_scores_argument_errors(organism):
         stage_scores(parts, data, "pos_transmitter", [])
 
 
-# ------------------------------------------------------------------------------------ Qwen2 toy (GQA, biases)
+# ------------------------------------------- Qwen2 toy (GQA, biases, no BOS) and Mistral toy (GQA, one kv head)
 
 
-@pytest.fixture(scope="module")
-def qwen(nobos_tokenizer, objects, small_data) -> dict[str, Any]:
-    model = build_model(nobos_tokenizer, arch="qwen2", layers=3, hidden=64, heads=4, kv_heads=2, seed=11)
+@pytest.fixture(scope="module", params=["qwen2", "mistral"])
+def gqa(request, nobos_tokenizer, bos_tokenizer, objects, small_data) -> dict[str, Any]:
+    arch = request.param
+    tok = nobos_tokenizer if arch == "qwen2" else bos_tokenizer
+    kv = 2 if arch == "qwen2" else 1
+    model = build_model(tok, arch=arch, layers=3, hidden=64, heads=4, kv_heads=kv, seed=11)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():  # larger weights and non-zero biases: scores far from 0, biases exercised
         for name, p in model.named_parameters():
@@ -146,24 +149,27 @@ def qwen(nobos_tokenizer, objects, small_data) -> dict[str, Any]:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
             elif "norm" not in name:
                 p.mul_(8.0)
-    vocab = check_vocabulary(nobos_tokenizer, objects)
-    data = prepare_data(nobos_tokenizer, small_data["discovery"][:21], vocab)
-    return {"parts": ModelParts.of(model), "data": data}
+    vocab = check_vocabulary(tok, objects)
+    data = prepare_data(tok, small_data["discovery"][:21], vocab)
+    return {"arch": arch, "parts": ModelParts.of(model), "data": data}
 
 
-QWEN_RECEIVERS = {
+GQA_RECEIVERS = {
     "value_fetcher": [],
     "pos_transmitter": [(1, 0), (2, 3)],  # q composition, two layers
-    "pos_detector": [(1, 1), (2, 2), (2, 3)],  # v: (2, 2) and (2, 3) share kv head 1, patched once
+    "pos_detector": [(1, 1), (2, 2), (2, 3)],  # v: (2, 2) and (2, 3) share a kv head, patched once
     "struct_reader": [(2, 0)],  # v, one receiver layer
 }
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_fast_matches_reference_on_qwen2_gqa(qwen, stage):
-    parts, data = qwen["parts"], qwen["data"]
-    assert parts.kv_heads == 2 and parts.module("v", 0).bias is not None
-    receivers = QWEN_RECEIVERS[stage]
+def test_fast_matches_reference_on_gqa_models(gqa, stage):
+    parts, data = gqa["parts"], gqa["data"]
+    if gqa["arch"] == "qwen2":
+        assert parts.kv_heads == 2 and parts.module("v", 0).bias is not None
+    else:
+        assert parts.kv_heads == 1 and parts.model.config.sliding_window == 4096
+    receivers = GQA_RECEIVERS[stage]
     fast = stage_scores(parts, data, stage, receivers, method="fast", batch_size=8, max_rows=12)
     ref = stage_scores(parts, data, stage, receivers, method="reference", batch_size=8)
     for metric in ("prob", "logit"):
