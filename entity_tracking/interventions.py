@@ -158,6 +158,25 @@ def patch(positions: torch.Tensor, heads: torch.Tensor, values: torch.Tensor) ->
     return fn
 
 
+def mix(positions: torch.Tensor, heads: torch.Tensor, values: torch.Tensor, keep: torch.Tensor) -> Edit:
+    """Interpolate ``view[b, positions[b], heads[j]]`` towards ``values[b, j]``:
+    ``keep[j] * view + (1 - keep[j]) * values`` (``keep = 1`` leaves the head as it is, ``0`` patches it).
+
+    Differentiable in ``keep`` (DCM's mask) and ``values``; ``positions``: ``[B]``; ``values``: ``[B, n, d]``.
+    """
+
+    def fn(view: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(view.shape[0], device=view.device)[:, None]
+        pos = positions.to(view.device)[:, None]
+        idx = heads.to(view.device)[None, :]
+        w = keep.to(view)[None, :, None]
+        out = view.clone()
+        out[rows, pos, idx] = w * view[rows, pos, idx] + (1 - w) * values.to(view)
+        return out
+
+    return fn
+
+
 def replace_where(mask: torch.Tensor, source: torch.Tensor) -> Edit:
     """``where(mask, source, view)``: ``mask`` broadcasts to ``[B, T, heads]``, ``source`` to the view."""
 

@@ -13,6 +13,7 @@ one batch must have one length (the task's prompts do: every word is one token).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,3 +133,37 @@ def clean_run(parts: ModelParts, input_ids: torch.Tensor) -> CleanRun:
         values=[record.values[i] for i in range(n)],
         logits=logits,
     )
+
+
+SuffixEdits = Callable[[torch.Tensor, int], dict[tuple[str, int], Any]]
+
+
+def patched_logits(
+    parts: ModelParts,
+    clean: CleanRun,
+    start: torch.Tensor,
+    first_layer: int,
+    edits: SuffixEdits,
+) -> torch.Tensor:
+    """Last-token logits ``[B, vocab]`` of the clean prompts with edits at positions ``>= start``.
+
+    An intervention at position ``p`` of layer ``l`` leaves every earlier position, and every
+    layer below ``l``, as in the clean run, so only layers ``first_layer..`` need to run, on
+    positions ``start[b]..`` of each row, over the clean run's cached keys and values. Rows are
+    grouped by their start; ``edits(rows, s)`` returns the ``(site, layer)`` edits for rows ``rows``
+    whose views begin at token ``s`` (so token ``p`` is at index ``p - s`` of the view).
+    Gradients flow into whatever the edits close over (DCM's masks).
+    """
+    t = clean.resid[0].shape[1]
+    device = clean.resid[0].device
+    out: list[torch.Tensor | None] = [None] * len(start)
+    for s in sorted(set(start.tolist())):
+        rows = (start == s).nonzero()[:, 0].to(device)
+        keys = [k[rows] if i >= first_layer else k for i, k in enumerate(clean.keys)]
+        values = [v[rows] if i >= first_layer else v for i, v in enumerate(clean.values)]
+        with intervene(parts, edits(rows, s)):
+            normed = run_suffix(parts, clean.resid[first_layer][rows, s:], s, first_layer, keys, values)
+        logits = parts.model.lm_head(normed[:, t - 1 - s])
+        for j, r in enumerate(rows.tolist()):
+            out[r] = logits[j]
+    return torch.stack(out)  # type: ignore[arg-type]

@@ -20,10 +20,11 @@ from entity_tracking.interventions import (
     gather_positions,
     intervene,
     kv_head,
+    mix,
     patch,
     replace_where,
 )
-from entity_tracking.partial_forward import clean_run, run_suffix
+from entity_tracking.partial_forward import clean_run, patched_logits, run_suffix
 from entity_tracking.tokenization import check_vocabulary, encode_records
 from entity_tracking.toy import build_model
 
@@ -288,3 +289,57 @@ def test_hooks_are_removed_after_the_block(setup):
     clean_run(parts, ids)
     layer_hooks = [m for layer in parts.layers for m in (layer, layer.self_attn.o_proj) if m._forward_pre_hooks]
     assert not layer_hooks and _no_hooks(parts)
+
+
+def test_mix_interpolates_between_the_head_and_the_source(setup):
+    parts, ids = setup["parts"], setup["ids"]
+    b, t = ids.shape
+    store: dict[Any, torch.Tensor] = {}
+    with torch.no_grad(), intervene(parts, {("z", 1): capture(store, "clean")}):
+        parts.model(input_ids=ids)
+    positions = torch.tensor([4, 9, 20, t - 1, t - 3])[:b]
+    heads = torch.tensor([2, 0])
+    values = torch.randn(b, 2, parts.head_dim, generator=torch.Generator().manual_seed(1))
+    keep = torch.tensor([0.25, 1.0])
+    with (
+        torch.no_grad(),
+        intervene(parts, {("z", 1): chain(mix(positions, heads, values, keep), capture(store, "out"))}),
+    ):
+        parts.model(input_ids=ids)
+    want = store["clean"].clone()
+    rows = torch.arange(b)
+    want[rows, positions, 2] = 0.25 * want[rows, positions, 2] + 0.75 * values[:, 0]
+    torch.testing.assert_close(store["out"], want, rtol=0, atol=1e-6)  # head 0 kept (keep = 1)
+    assert torch.equal(store["out"][:, :, [1, 3]], store["clean"][:, :, [1, 3]])
+
+
+def _mask_edits(parts: ModelParts, positions: torch.Tensor, offset: torch.Tensor | int, keep: torch.Tensor) -> dict:
+    """A DCM-like edit: heads (1, 1) and (2, 3) mixed with constant sources at per-row positions."""
+    b = positions.shape[0]
+    src = torch.linspace(-1, 1, parts.head_dim).expand(b, 1, -1)
+    return {
+        ("z", 1): mix(positions - offset, torch.tensor([1]), src, keep[:1]),
+        ("z", 2): mix(positions - offset, torch.tensor([3]), 2 * src, keep[1:]),
+    }
+
+
+def test_patched_logits_equal_the_full_forward_with_the_same_edits(setup):
+    """The suffix engine (grouped by start position, from the first edited layer) reproduces full forwards,
+    their logits and their gradients with respect to the edit's parameters."""
+    parts, ids = setup["parts"], setup["ids"]
+    b, t = ids.shape
+    cr = clean_run(parts, ids)
+    none = patched_logits(parts, cr, torch.full((b,), t - 1), 1, lambda rows, s: {})
+    torch.testing.assert_close(none, setup["logits"][:, -1], rtol=0, atol=1e-5)
+    positions = torch.tensor([t - 1, 12, 30, 12, t - 3])[:b]  # rows share or differ in their start
+    keep_full = torch.tensor([0.3, 0.6], requires_grad=True)
+    with intervene(parts, _mask_edits(parts, positions, 0, keep_full)):
+        full = parts.model(input_ids=ids).logits[:, -1]
+    keep_fast = torch.tensor([0.3, 0.6], requires_grad=True)
+    fast = patched_logits(parts, cr, positions, 1, lambda rows, s: _mask_edits(parts, positions[rows], s, keep_fast))
+    assert not torch.allclose(full, setup["logits"][:, -1], atol=1e-3)  # the edit matters
+    torch.testing.assert_close(fast, full, rtol=0, atol=1e-5)
+    full.sum().backward()
+    fast.sum().backward()
+    assert keep_full.grad.abs().sum() > 0
+    torch.testing.assert_close(keep_fast.grad, keep_full.grad, rtol=1e-4, atol=1e-5)
