@@ -76,6 +76,8 @@ def build_config(overrides: dict[str, Any] | None = None, config_dir: str | Path
         path = Path(ext["path"].replace("{repo}", repo))
         ext["path"] = str(path if path.is_absolute() else Path(repo) / path)
         unknown = sorted(set(ext.get("models", [])) - set(merged["models"]))
+        if ext.get("found_in") is not None and ext["found_in"] not in merged["models"]:
+            unknown.append(ext["found_in"])
         if name in merged["models"] or unknown:
             raise ConfigError(
                 f"circuit.external.{name}: "

@@ -48,6 +48,22 @@ class CleanRun:
     values: list[torch.Tensor]  # values [B, kv, T, dh]
     logits: torch.Tensor  # at the last position [B, vocab]
 
+    def rows(self, index: torch.Tensor | slice) -> CleanRun:
+        """The same quantities for rows ``index`` only."""
+        pick = [self.resid, self.attn_out, self.z, self.keys, self.values]
+        return CleanRun(*([t[index] for t in tensors] for tensors in pick), logits=self.logits[index])
+
+    def slim(self) -> CleanRun:
+        """Only what :func:`patched_logits` needs (no per-head ``z`` or attention outputs), to keep in memory."""
+        return CleanRun(self.resid, [], [], self.keys, self.values, self.logits)
+
+    @staticmethod
+    def concat(runs: list[CleanRun]) -> CleanRun:
+        """Rows of several runs (of prompts of one length) in one run."""
+        fields = ("resid", "attn_out", "z", "keys", "values")
+        lists = {f: [torch.cat(ts) for ts in zip(*(getattr(r, f) for r in runs), strict=True)] for f in fields}
+        return CleanRun(**lists, logits=torch.cat([r.logits for r in runs]))
+
 
 def _mask(q_len: int, start: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """Additive causal mask ``[1, 1, q_len, start + q_len]`` for queries at positions ``start..``."""
@@ -101,6 +117,17 @@ def run_suffix(
             hidden, attention_mask=mask, position_ids=position_ids, position_embeddings=position_embeddings, cache=cache
         )
     return model.norm(hidden)
+
+
+@torch.no_grad()
+def z_at(parts: ModelParts, ids: torch.Tensor, positions: torch.Tensor) -> list[torch.Tensor]:
+    """Every layer's per-head ``z`` of prompts ``ids`` at ``positions`` (``[B]`` or ``[B, P]``): ``[B, P, H, dh]``
+    per layer. Right padding is harmless: a token never attends to the padding after it."""
+    store: dict[Any, torch.Tensor] = {}
+    edits = {("z", i): capture(store, i, positions) for i in range(parts.num_layers)}
+    with intervene(parts, edits):
+        parts.model(input_ids=ids)
+    return [store[i] for i in range(parts.num_layers)]
 
 
 @torch.no_grad()

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from entity_tracking.circuits import top_heads
 from entity_tracking.interventions import ModelParts, capture, chain, intervene, kv_head, patch, replace_where
-from entity_tracking.partial_forward import CleanRun, clean_run, run_suffix
+from entity_tracking.partial_forward import CleanRun, clean_run, run_suffix, z_at
 from entity_tracking.tokenization import Encoded, Vocabulary, counterfactual_prompt, encode_prompts, encode_records
 
 log = logging.getLogger(__name__)
@@ -111,17 +111,6 @@ def _answer_stats(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
     logits = logits.float()
     index = labels.expand(*logits.shape[:-2], -1)[..., None]
     return logits.softmax(-1).gather(-1, index)[..., 0], logits.gather(-1, index)[..., 0]
-
-
-@torch.no_grad()
-def corrupt_outputs(parts: ModelParts, ids: torch.Tensor, positions: torch.Tensor) -> list[torch.Tensor]:
-    """Every layer's per-head ``z`` of the counterfactual prompts at ``positions`` (``[B]`` or ``[B, P]``):
-    ``[B, P, H, dh]`` per layer."""
-    store: dict[Any, torch.Tensor] = {}
-    edits = {("z", i): capture(store, i, positions) for i in range(parts.num_layers)}
-    with intervene(parts, edits):
-        parts.model(input_ids=ids)
-    return [store[i] for i in range(parts.num_layers)]
 
 
 @dataclass
@@ -286,7 +275,7 @@ def prepare_batch(parts: ModelParts, data: PathPatchingData, rows: slice) -> Pre
     )
     with torch.no_grad():
         clean = clean_run(parts, data.clean.input_ids[rows].to(device))
-        corrupt = corrupt_outputs(parts, data.corrupt.input_ids[rows].to(device), positions.to(device))
+        corrupt = z_at(parts, data.corrupt.input_ids[rows].to(device), positions.to(device))
     return PreparedBatch(rows, clean, corrupt)
 
 
@@ -321,8 +310,7 @@ def stage_scores(
         with torch.no_grad():
             if method == "reference":
                 corrupt_z = [
-                    z[:, 0]
-                    for z in corrupt_outputs(parts, data.corrupt.input_ids[rows].to(device), pc_all[rows].to(device))
+                    z[:, 0] for z in z_at(parts, data.corrupt.input_ids[rows].to(device), pc_all[rows].to(device))
                 ]
             else:
                 prep = prepared[i] if prepared is not None else prepare_batch(parts, data, rows)

@@ -83,6 +83,17 @@ def test_default_profile_runs_end_to_end(default_run):
     assert len(json.loads((root / "completeness" / "organism-base.json").read_text())["random_draws"]) == 20
     overlap = list(csv.DictReader((root / "circuit_overlap.csv").open()))
     assert len(overlap) == 4 * 3 * 5  # ordered pairs x (four groups + all)
+    # DCM: every model's circuit x group x the three desiderata, and the eleven more on the position transmitter
+    dcm = list(csv.DictReader((root / "dcm.csv").open()))
+    groups = ["value_fetcher", "pos_transmitter", "pos_detector", "struct_reader"]
+    want = {(m, g, d) for m in names for g in groups for d in ("positional", "object_value", "box_label_value")}
+    assert {(r["circuit"], r["group"], r["desideratum"]) for r in dcm} >= want
+    assert len(dcm) == 4 * (4 * 3 + 11) and all(r["chance_floor"] != "" and r["test_accuracy"] != "" for r in dcm)
+    assert sum(r["group"] == "pos_transmitter" and r["circuit"] == "organism-base" for r in dcm) == 14
+    # activation patching: every circuit x model, each number with its chance floor
+    ap = list(csv.DictReader((root / "activation_patching.csv").open()))
+    assert {(r["circuit"], r["model"]) for r in ap} == {(c, m) for c in names for m in names}
+    assert all(r["chance_floor_mean"] != "" and int(r["repeats"]) == 3 for r in ap)
     again = _run(["--cores", "2", "--directory", str(default_run), "-n"], default_run)
     assert "Nothing to be done" in again.stdout + again.stderr  # finished work is kept
 

@@ -1,0 +1,87 @@
+# DCM and activation patching (paper §6): which heads of each group carry position, object value
+# or box-label value, learned on each circuit's own model, then patched into every model.
+
+from entity_tracking.dcm import plan as dcm_plan
+
+DCM_SPLITS = ["dcm_train", "dcm_val", "dcm_test"]
+DCM_JOBS = dcm_plan(config)
+DESIDERATA = list(dict.fromkeys(d for _, d in DCM_JOBS))
+# circuits DCM runs on, with the model each was found in: every model's own, and external ones that say
+DCM_CIRCUITS = {m: m for m in MODELS} | {c: e["found_in"] for c, e in EXTERNAL.items() if e.get("found_in")}
+AP_SPLIT = config["activation_patching"]["split"]
+
+
+def ap_circuits(model):
+    """The circuits (with DCM results) evaluated on ``model``."""
+    return [c for c in DCM_CIRCUITS if (c, model) in PAIRS]
+
+
+rule desiderata:
+    """Base/source pairs and labels of every desideratum on the DCM splits (seeded), with a manifest."""
+    input:
+        expand(f"{RESULTS}/data/{{split}}.jsonl", split=DCM_SPLITS),
+    output:
+        manifest=f"{RESULTS}/desiderata/manifest.json",
+        files=expand(f"{RESULTS}/desiderata/{{d}}/{{split}}.jsonl", d=DESIDERATA, split=DCM_SPLITS),
+    params:
+        desiderata=DESIDERATA,
+        seed=config["dcm"]["seed"],
+    log:
+        f"{LOGS}/desiderata.log",
+    script:
+        "../scripts/desiderata.py"
+
+
+rule dcm:
+    """Every (group, desideratum) mask of one circuit, learned on the model it was found in."""
+    input:
+        circuit=f"{RESULTS}/circuits/{{circuit}}/circuit.json",
+        data=expand(f"{RESULTS}/data/{{split}}.jsonl", split=DCM_SPLITS),
+        desiderata=rules.desiderata.output.files,
+        checkpoints=lambda wc: trained_inputs(config, DCM_CIRCUITS[wc.circuit]),
+    output:
+        [f"{RESULTS}/dcm/{{circuit}}/{g}/{d}.json" for g, d in DCM_JOBS],
+    wildcard_constraints:
+        circuit="|".join(re.escape(c) for c in DCM_CIRCUITS),
+    params:
+        model=lambda wc: DCM_CIRCUITS[wc.circuit],
+        settings=config["dcm"],
+    resources:
+        gpu=GPU,
+    log:
+        f"{LOGS}/dcm/{{circuit}}.log",
+    script:
+        "../scripts/dcm.py"
+
+
+rule activation_patching:
+    """Every circuit's DCM heads patched fully from the source into one model, over seeded repeats."""
+    input:
+        data=f"{RESULTS}/data/{AP_SPLIT}.jsonl",
+        dcm=lambda wc: [f"{RESULTS}/dcm/{c}/{g}/{d}.json" for c in ap_circuits(wc.model) for g, d in DCM_JOBS],
+        checkpoints=lambda wc: trained_inputs(config, wc.model),
+    output:
+        f"{RESULTS}/activation_patching/{{model}}.json",
+    params:
+        circuits=lambda wc: ap_circuits(wc.model),
+        settings=config["activation_patching"],
+    resources:
+        gpu=GPU,
+    log:
+        f"{LOGS}/activation_patching/{{model}}.log",
+    script:
+        "../scripts/activation_patching.py"
+
+
+rule dcm_tables:
+    """DCM results (every circuit x group x desideratum) and activation patching (every circuit x model)."""
+    input:
+        dcm=[f"{RESULTS}/dcm/{c}/{g}/{d}.json" for c in DCM_CIRCUITS for g, d in DCM_JOBS],
+        activation_patching=expand(f"{RESULTS}/activation_patching/{{model}}.json", model=MODELS),
+    output:
+        dcm=f"{RESULTS}/dcm.csv",
+        activation_patching=f"{RESULTS}/activation_patching.csv",
+    log:
+        f"{LOGS}/dcm_tables.log",
+    script:
+        "../scripts/dcm_tables.py"
