@@ -80,22 +80,24 @@ def encode_pairs(
 
 class BaseRuns:
     """Clean runs of a split's records (the base prompts), by rows: kept in memory when ``keep``, else recomputed
-    per call. Every record's per-head ``z`` at the three position classes is always kept: when a source prompt
-    is a record of the split, its ``z`` comes from here instead of another forward pass."""
+    per call. Every record's plain prediction and per-head ``z`` at the three position classes are always kept:
+    when a source prompt is a record of the split, its ``z`` comes from here instead of another forward pass."""
 
     def __init__(self, parts: ModelParts, base: Encoded, batch_size: int, keep: bool):
         self.parts, self.base, self.batch_size = parts, base, batch_size
         self.device = next(parts.model.parameters()).device
         self.kept: CleanRun | None = None
-        runs, zs = [], []
+        runs, zs, preds = [], [], []
         for rows in self.batches():
             run = self._run(rows)
+            preds.append(run.logits.argmax(-1))
             zs.append([torch.stack([z[torch.arange(len(rows)), getattr(base, p)[rows]] for p in POSITIONS], 1)
                        for z in run.z])  # fmt: skip
             if keep:
                 runs.append(run.slim())
         per_layer = [torch.cat(z) for z in zip(*zs, strict=True)] if zs else []  # [N, 3, H, dh]
         self.record_z = {p: [z[:, i] for z in per_layer] for i, p in enumerate(POSITIONS)}
+        self.predictions = torch.cat(preds).cpu() if preds else torch.empty(0, dtype=torch.long)
         if keep and runs:
             self.kept = CleanRun.concat(runs)
 
@@ -184,6 +186,8 @@ def accuracy_with(
     src: list[torch.Tensor],
 ) -> float:
     """Share of base prompts whose prediction is the desideratum's label, with the mask ``keep`` applied."""
+    if not heads:  # nothing patched: the plain model's predictions
+        return int((runs.predictions == pairs.labels).sum()) / len(pairs) if len(pairs) else float("nan")
     positions = getattr(pairs.base, position)
     correct = 0
     for rows in runs.batches():
