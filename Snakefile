@@ -61,6 +61,7 @@ include: "rules/organisms.smk"
 include: "rules/models.smk"
 include: "rules/evaluation.smk"
 include: "rules/circuits.smk"
+include: "rules/cmap.smk"
 
 
 rule all:
@@ -73,3 +74,5 @@ rule all:
         f"{RESULTS}/faithfulness.csv",
         f"{RESULTS}/completeness.csv",
         f"{RESULTS}/circuit_overlap.csv",
+        f"{RESULTS}/cmap.csv",
+        f"{RESULTS}/knockout.csv",

@@ -83,6 +83,33 @@ def test_default_profile_runs_end_to_end(default_run):
     assert len(json.loads((root / "completeness" / "organism-base.json").read_text())["random_draws"]) == 20
     overlap = list(csv.DictReader((root / "circuit_overlap.csv").open()))
     assert len(overlap) == 4 * 3 * 5  # ordered pairs x (four groups + all)
+    # CMAP: every fine-tuned -> base pair, every group and the full circuit, output and input variants
+    accuracy = {r["model"]: float(r["accuracy"]) for r in rows}
+    cmap = list(csv.DictReader((root / "cmap.csv").open()))
+    outputs = ["struct_reader", "pos_detector", "pos_transmitter", "value_fetcher", "full_circuit"]
+    inputs = [(g, v) for g in ("value_fetcher", "pos_transmitter") for v in ("q", "k", "v", "qk", "qkv")]
+    for source in names[1:]:
+        got = [r for r in cmap if (r["source"], r["target"]) == (source, "organism-base")]
+        assert [r["group"] for r in got if r["kind"] == "output"] == outputs
+        assert [(r["group"], r["variant"]) for r in got if r["kind"] == "input"] == inputs
+        res = json.loads((root / "cmap" / f"{source}__organism-base.json").read_text())
+        assert res["records"] == 504 and res["circuit"] == source  # the fine-tuned model's circuit (paper)
+        assert res["source_accuracy"]["accuracy"] == accuracy[source]  # same data, same predictions as evaluate
+        assert res["target_accuracy"]["accuracy"] == accuracy["organism-base"]
+        for row in got:  # an empty head set patches nothing and keeps the base's accuracy
+            assert row["patched"] == str(int(row["heads"]) > 0)
+            if row["patched"] == "False":
+                assert float(row["accuracy"]) == accuracy["organism-base"]
+    assert len(cmap) == 3 * (5 + 10)
+    # attention knockout: five curves per model, one value per start layer, and the unablated accuracy
+    knock = list(csv.DictReader((root / "knockout.csv").open()))
+    assert len(knock) == 4 * 5 * 3
+    for name in names:
+        res = json.loads((root / "knockout" / f"{name}.json").read_text())
+        assert res["no_knockout"]["accuracy"] == accuracy[name] and res["layers"] == 3
+        assert len(res["conditions"]) == 5 and all(len(c["accuracy"]) == 3 for c in res["conditions"].values())
+        random_pos = res["conditions"]["last_to_random"]["random_positions"]
+        assert len(random_pos) == 504 and min(random_pos) >= 1
     again = _run(["--cores", "2", "--directory", str(default_run), "-n"], default_run)
     assert "Nothing to be done" in again.stdout + again.stderr  # finished work is kept
 
