@@ -26,6 +26,18 @@ def test_paper_profile_plans_offline(tmp_path):
     for model in ("llama-7b", "vicuna-7b", "goat-7b", "float-7b"):
         assert f"results/paper/eval/{model}.json" in out
     assert "results/paper/accuracy.csv" in out
+    for model in ("vicuna-7b", "goat-7b", "float-7b"):  # CMAP: every fine-tuned model into Llama-7B
+        assert f"results/paper/cmap/{model}__llama-7b.json" in out
+    assert "results/paper/knockout/llama-7b.json" in out and "results/paper/knockout.csv" in out
+
+
+def test_cmap_head_sets_from_dcm_are_inputs_of_the_rule(tmp_path):
+    vf = '{"heads": {"value_fetcher": {"from": "dcm", "desideratum": "object_value"}}}'
+    res = _run(["-n", "--config", f"cmap={vf}"], tmp_path)
+    out = res.stdout + res.stderr
+    # an input of the cmap job (missing while the DAG has no DCM rule, planned once it has one)
+    assert "results/default/dcm/organism-chat/value_fetcher/object_value.json" in out
+    assert "rule cmap" in out
 
 
 def test_misspelt_config_key_stops_the_run_naming_it(tmp_path):
