@@ -62,6 +62,7 @@ include: "rules/models.smk"
 include: "rules/evaluation.smk"
 include: "rules/circuits.smk"
 include: "rules/dcm.smk"
+include: "rules/cmap.smk"
 
 
 rule all:
@@ -76,3 +77,5 @@ rule all:
         f"{RESULTS}/circuit_overlap.csv",
         f"{RESULTS}/dcm.csv",
         f"{RESULTS}/activation_patching.csv",
+        f"{RESULTS}/cmap.csv",
+        f"{RESULTS}/knockout.csv",

@@ -86,7 +86,43 @@ def build_config(overrides: dict[str, Any] | None = None, config_dir: str | Path
                 + "Fix: give external circuits names of their own and list only models of the profile "
                 + f"{sorted(merged['models'])}."
             )
+    cmap_pairs(merged)
+    knockout_models(merged)
     return merged
+
+
+def cmap_pairs(cfg: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (source, target) model pairs of CMAP: ``cmap.pairs``, or every fine-tuned model -> its base."""
+    models = cfg["models"]
+    pairs = cfg["cmap"]["pairs"]
+    if pairs is None:
+        return [(n, s["base_model"]) for n, s in models.items() if s["role"] == "finetuned" and s.get("base_model")]
+    for i, pair in enumerate(pairs):
+        unknown = [m for m in pair if m not in models]
+        if unknown:
+            raise ConfigError(
+                f"config key 'cmap.pairs.{i}': {unknown} not a model of this profile. Fix: list [source, target] "
+                f"pairs of the profile's models {sorted(models)}, or set cmap.pairs to null (every fine-tuned "
+                "model -> its base_model)."
+            )
+    out = [(s, t) for s, t in pairs]
+    if len(set(out)) != len(out):
+        raise ConfigError("config key 'cmap.pairs': a pair is listed twice. Fix: list each [source, target] once.")
+    return out
+
+
+def knockout_models(cfg: dict[str, Any]) -> list[str]:
+    """The models attention knockout runs on: ``knockout.models``, or every model of the profile."""
+    names = cfg["knockout"]["models"]
+    if names is None:
+        return list(cfg["models"])
+    unknown = [m for m in names if m not in cfg["models"]]
+    if unknown:
+        raise ConfigError(
+            f"config key 'knockout.models': {unknown} not a model of this profile. Fix: list models of "
+            f"{sorted(cfg['models'])}, or null for all."
+        )
+    return list(dict.fromkeys(names))
 
 
 def _describe(error: Any) -> str:

@@ -89,13 +89,16 @@ def run_suffix(
     prefix_keys: list[torch.Tensor] | None = None,
     prefix_values: list[torch.Tensor] | None = None,
     record: _PrefixCache | None = None,
+    blocked: dict[int, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Run layers ``first_layer..`` on ``hidden`` (``[B, S, d]``, the inputs of ``first_layer`` at
     positions ``start..start+S``) and return the final-norm hidden states ``[B, S, d]``.
 
     ``prefix_keys``/``prefix_values`` (indexed by layer, ``[B, kv, >=start, dh]``) hold the keys and
     values of positions ``0..start`` (later positions are ignored); ``record`` (with ``start == 0``)
-    collects every layer's.
+    collects every layer's. ``blocked`` (attention knockout) maps a layer index to a boolean
+    ``[B, S, start + S]``: query/key pairs whose attention score is set to the dtype's minimum before
+    the softmax in that layer, for every head, on top of the causal mask.
     """
     model = parts.model.model
     s_len = hidden.shape[1]
@@ -112,9 +115,16 @@ def run_suffix(
         )
         if start == 0:
             cache = None  # type: ignore[assignment]
-    for layer in parts.layers[first_layer:]:
-        hidden = layer(
-            hidden, attention_mask=mask, position_ids=position_ids, position_embeddings=position_embeddings, cache=cache
+    for i in range(first_layer, parts.num_layers):
+        layer_mask = mask
+        if blocked is not None and i in blocked:
+            layer_mask = mask.masked_fill(blocked[i][:, None].to(hidden.device), torch.finfo(hidden.dtype).min)
+        hidden = parts.layers[i](
+            hidden,
+            attention_mask=layer_mask,
+            position_ids=position_ids,
+            position_embeddings=position_embeddings,
+            cache=cache,
         )
     return model.norm(hidden)
 
@@ -163,6 +173,7 @@ def clean_run(parts: ModelParts, input_ids: torch.Tensor) -> CleanRun:
 
 
 SuffixEdits = Callable[[torch.Tensor, int], dict[tuple[str, int], Any]]
+SuffixBlocks = Callable[[torch.Tensor, int], dict[int, torch.Tensor]]
 
 
 def patched_logits(
@@ -171,6 +182,7 @@ def patched_logits(
     start: torch.Tensor,
     first_layer: int,
     edits: SuffixEdits,
+    blocked: SuffixBlocks | None = None,
 ) -> torch.Tensor:
     """Last-token logits ``[B, vocab]`` of the clean prompts with edits at positions ``>= start``.
 
@@ -179,7 +191,9 @@ def patched_logits(
     positions ``start[b]..`` of each row, over the clean run's cached keys and values. Rows are
     grouped by their start; ``edits(rows, s)`` returns the ``(site, layer)`` edits for rows ``rows``
     whose views begin at token ``s`` (so token ``p`` is at index ``p - s`` of the view).
-    Gradients flow into whatever the edits close over (DCM's masks).
+    ``blocked(rows, s)``, when given, returns :func:`run_suffix`'s attention knockout masks for those
+    rows (query index ``p - s``, key index ``p``). Gradients flow into whatever the edits close over
+    (DCM's masks).
     """
     t = clean.resid[0].shape[1]
     device = clean.resid[0].device
@@ -188,9 +202,21 @@ def patched_logits(
         rows = (start == s).nonzero()[:, 0].to(device)
         keys = [k[rows] if i >= first_layer else k for i, k in enumerate(clean.keys)]
         values = [v[rows] if i >= first_layer else v for i, v in enumerate(clean.values)]
+        masks = blocked(rows, s) if blocked is not None else None
         with intervene(parts, edits(rows, s)):
-            normed = run_suffix(parts, clean.resid[first_layer][rows, s:], s, first_layer, keys, values)
+            normed = run_suffix(parts, clean.resid[first_layer][rows, s:], s, first_layer, keys, values, blocked=masks)
         logits = parts.model.lm_head(normed[:, t - 1 - s])
         for j, r in enumerate(rows.tolist()):
             out[r] = logits[j]
     return torch.stack(out)  # type: ignore[arg-type]
+
+
+def equal_length_batches(attention_mask: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """Row indices in batches of prompts of one length (what :func:`clean_run` needs), in record order
+    within each length; lengths in increasing order."""
+    lengths = attention_mask.sum(1)
+    out = []
+    for length in sorted(set(lengths.tolist())):
+        rows = (lengths == length).nonzero()[:, 0]
+        out.extend(rows[i : i + batch_size] for i in range(0, len(rows), batch_size))
+    return out

@@ -26,6 +26,17 @@ def test_paper_profile_plans_offline(tmp_path):
     for model in ("llama-7b", "vicuna-7b", "goat-7b", "float-7b"):
         assert f"results/paper/eval/{model}.json" in out
     assert "results/paper/accuracy.csv" in out
+    for model in ("vicuna-7b", "goat-7b", "float-7b"):  # CMAP: every fine-tuned model into Llama-7B
+        assert f"results/paper/cmap/{model}__llama-7b.json" in out
+    assert "results/paper/knockout/llama-7b.json" in out and "results/paper/knockout.csv" in out
+
+
+def test_cmap_head_sets_from_dcm_are_inputs_of_the_rule(tmp_path):
+    vf = '{"heads": {"value_fetcher": "dcm:box_label_value"}}'
+    res = _run(["-n", "--config", f"cmap={vf}"], tmp_path)
+    out = res.stdout + res.stderr
+    assert "results/default/dcm/organism-chat/value_fetcher/box_label_value.json" in out  # an input of cmap
+    assert "rule cmap" in out
 
 
 def test_misspelt_config_key_stops_the_run_naming_it(tmp_path):
@@ -94,6 +105,33 @@ def test_default_profile_runs_end_to_end(default_run):
     ap = list(csv.DictReader((root / "activation_patching.csv").open()))
     assert {(r["circuit"], r["model"]) for r in ap} == {(c, m) for c in names for m in names}
     assert all(r["chance_floor_mean"] != "" and int(r["repeats"]) == 3 for r in ap)
+    # CMAP: every fine-tuned -> base pair, every group and the full circuit, output and input variants
+    accuracy = {r["model"]: float(r["accuracy"]) for r in rows}
+    cmap = list(csv.DictReader((root / "cmap.csv").open()))
+    outputs = ["struct_reader", "pos_detector", "pos_transmitter", "value_fetcher", "full_circuit"]
+    inputs = [(g, v) for g in ("value_fetcher", "pos_transmitter") for v in ("q", "k", "v", "qk", "qkv")]
+    for source in names[1:]:
+        got = [r for r in cmap if (r["source"], r["target"]) == (source, "organism-base")]
+        assert [r["group"] for r in got if r["kind"] == "output"] == outputs
+        assert [(r["group"], r["variant"]) for r in got if r["kind"] == "input"] == inputs
+        res = json.loads((root / "cmap" / f"{source}__organism-base.json").read_text())
+        assert res["records"] == 504 and res["circuit"] == source  # the fine-tuned model's circuit (paper)
+        assert res["source_accuracy"]["accuracy"] == accuracy[source]  # same data, same predictions as evaluate
+        assert res["target_accuracy"]["accuracy"] == accuracy["organism-base"]
+        for row in got:  # an empty head set patches nothing and keeps the base's accuracy
+            assert row["patched"] == str(int(row["heads"]) > 0)
+            if row["patched"] == "False":
+                assert float(row["accuracy"]) == accuracy["organism-base"]
+    assert len(cmap) == 3 * (5 + 10)
+    # attention knockout: five curves per model, one value per start layer, and the unablated accuracy
+    knock = list(csv.DictReader((root / "knockout.csv").open()))
+    assert len(knock) == 4 * 5 * 3
+    for name in names:
+        res = json.loads((root / "knockout" / f"{name}.json").read_text())
+        assert res["no_knockout"]["accuracy"] == accuracy[name] and res["layers"] == 3
+        assert len(res["conditions"]) == 5 and all(len(c["accuracy"]) == 3 for c in res["conditions"].values())
+        random_pos = res["conditions"]["last_to_random"]["random_positions"]
+        assert len(random_pos) == 504 and min(random_pos) >= 1
     again = _run(["--cores", "2", "--directory", str(default_run), "-n"], default_run)
     assert "Nothing to be done" in again.stdout + again.stderr  # finished work is kept
 

@@ -1,0 +1,427 @@
+"""Cross-model activation patching (paper §7): a source model's head activations in a target model.
+
+Both models read the same clean prompts (they must tokenize them identically).
+
+* **Output patching**: for each group (structure reader, position detector, position transmitter,
+  value fetcher) and the full circuit, the source's ``z`` (the ``o_proj`` input) of the group's
+  heads at the group's position (per prompt; the structure reader at the prompt's own earlier
+  occurrence of the query label) replaces the target's; the target's own ``o_proj`` and everything
+  downstream stay the target's. Only the layers and positions an edit can change are recomputed
+  (:func:`entity_tracking.partial_forward.patched_logits`).
+* **Input patching** (value fetcher, position transmitter): the source's ``q`` of the heads at the
+  group's position, and/or the ``k``/``v`` of their key/value heads at every position up to and
+  including it (variants ``q``, ``k``, ``v``, ``qk``, ``qkv``). Nothing is reset afterwards: the
+  original reset every head's output at the earlier positions to the target's own, which made
+  its k/v patching act through the last token only. With grouped-query attention a query head
+  has no key/value of its own: patching "the k/v of query head h" patches the kv head that h's
+  whole group shares (:func:`entity_tracking.interventions.kv_head`).
+
+Head sets come from the circuit or from the heads DCM selected, per group, as ``cmap.heads`` says,
+from the source's circuit (``cmap.circuit_of: source``, as in the paper) or the target's. An empty
+head set patches nothing: its accuracy is the target's own, reported with ``patched: false``.
+
+To need one model in memory at a time, the source's activations (only the patched heads, at the
+patched positions) are cached on the CPU first; then the target runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from entity_tracking.circuits import GROUPS, POSITION_OF, Head, load_circuit
+from entity_tracking.evaluation import accuracy
+from entity_tracking.interventions import Edit, ModelParts, capture, chain, intervene, kv_head, patch, replace_where
+from entity_tracking.io import read_json, read_jsonl, sha256_file, write_csv, write_json
+from entity_tracking.models import load_for_study
+from entity_tracking.partial_forward import CleanRun, clean_run, equal_length_batches, patched_logits
+from entity_tracking.tokenization import Encoded, encode_records
+
+log = logging.getLogger(__name__)
+
+OUTPUT_ORDER: tuple[str, ...] = ("struct_reader", "pos_detector", "pos_transmitter", "value_fetcher", "full_circuit")
+VARIANTS: dict[str, tuple[str, ...]] = {"q": ("q",), "k": ("k",), "v": ("v",), "qk": ("q", "k"), "qkv": ("q", "k", "v")}
+
+
+class CmapPairError(ValueError):
+    """The two models of a CMAP pair cannot be patched into each other."""
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One patched slot: ``site`` (z, q: query heads; k, v: kv heads) of ``heads`` in ``layer`` at the
+    position ``position`` (a field of :class:`Encoded`), or at every position up to it (``upto``)."""
+
+    site: str
+    layer: int
+    heads: tuple[int, ...]
+    position: str
+    upto: bool = False
+
+    @property
+    def key(self) -> tuple[str, int, str, bool]:
+        return (self.site, self.layer, self.position, self.upto)
+
+
+def _merge(slots: dict[tuple[str, int, str, bool], set[int]]) -> list[Patch]:
+    return [Patch(site, layer, tuple(sorted(h)), pos, upto) for (site, layer, pos, upto), h in sorted(slots.items())]
+
+
+def output_patches(groups: dict[str, Sequence[Head]]) -> list[Patch]:
+    """The ``z`` patches of the given groups' heads, each at its group's position (duplicates merged)."""
+    slots: dict[tuple[str, int, str, bool], set[int]] = {}
+    for group, heads in groups.items():
+        for layer, head in heads:
+            slots.setdefault(("z", layer, POSITION_OF[group], False), set()).add(head)
+    return _merge(slots)
+
+
+def input_patches(parts: ModelParts, heads: Sequence[Head], position: str, variant: str) -> list[Patch]:
+    """``q`` of ``heads`` at ``position``; ``k``/``v`` of their kv heads at every position up to it."""
+    slots: dict[tuple[str, int, str, bool], set[int]] = {}
+    for site in VARIANTS[variant]:
+        for layer, head in heads:
+            if site == "q":
+                slots.setdefault(("q", layer, position, False), set()).add(head)
+            else:
+                slots.setdefault((site, layer, position, True), set()).add(kv_head(parts, head))
+    return _merge(slots)
+
+
+# ------------------------------------------------------------------------------- source activations
+
+
+def needed_slots(plans: dict[str, list[Patch]]) -> dict[tuple[str, int, str, bool], list[int]]:
+    """Per captured slot, the union of the heads any plan patches there (sorted)."""
+    union: dict[tuple[str, int, str, bool], set[int]] = {}
+    for patches in plans.values():
+        for p in patches:
+            union.setdefault(p.key, set()).update(p.heads)
+    return {k: sorted(v) for k, v in sorted(union.items())}
+
+
+@torch.no_grad()
+def capture_source(
+    parts: ModelParts, batch: Encoded, slots: dict[tuple[str, int, str, bool], list[int]]
+) -> tuple[dict[tuple[str, int, str, bool], torch.Tensor], torch.Tensor]:
+    """The source's activations of ``slots`` on the CPU (``[B, 1, n, d]`` at a position, ``[B, T, n, d]``
+    up to it; ``n`` = the slot's heads), and its last-token logits ``[B, vocab]``."""
+    device = next(parts.model.parameters()).device
+    store: dict[Any, torch.Tensor] = {}
+    by_site: dict[tuple[str, int], list[Edit]] = {}
+    for key in slots:
+        site, layer, pos, upto = key
+        by_site.setdefault((site, layer), []).append(capture(store, key, None if upto else getattr(batch, pos)))
+    with intervene(parts, {k: chain(*fns) for k, fns in by_site.items()}):
+        logits = parts.model(input_ids=batch.input_ids.to(device)).logits
+    rows = torch.arange(len(batch), device=device)
+    out = {key: store[key][:, :, heads].cpu() for key, heads in slots.items()}
+    return out, logits[rows, batch.last.to(device)].float().cpu()
+
+
+def patch_edits(
+    parts: ModelParts,
+    patches: Sequence[Patch],
+    batch: Encoded,
+    source: dict[tuple[str, int, str, bool], torch.Tensor],
+    slots: dict[tuple[str, int, str, bool], list[int]],
+    rows: torch.Tensor,
+    offset: int,
+) -> dict[tuple[str, int], Edit]:
+    """The target-side edits of ``patches`` for batch rows ``rows`` whose views begin at token ``offset``
+    (``rows = all, offset = 0``: a full forward)."""
+    rows = rows.cpu()
+    by_site: dict[tuple[str, int], list[Edit]] = {}
+    for p in patches:
+        cols = [slots[p.key].index(h) for h in p.heads]
+        values = source[p.key][rows][:, :, cols]  # [b, 1 or T, n, d]
+        heads = torch.tensor(p.heads)
+        pos = getattr(batch, p.position)[rows]
+        if not p.upto:
+            fn = patch(pos - offset, heads, values[:, 0])
+        else:
+            t = values.shape[1]
+            n_heads = parts.site_heads(p.site)
+            at = torch.arange(offset, t)[None, :] <= pos[:, None]  # [b, T - offset]
+            mask = at[:, :, None] & torch.isin(torch.arange(n_heads), heads)[None, None, :]
+            full = torch.zeros(len(rows), t - offset, n_heads, parts.head_dim, dtype=values.dtype)
+            full[:, :, heads] = values[:, offset:]
+            fn = replace_where(mask, full)
+        by_site.setdefault((p.site, p.layer), []).append(fn)
+    return {k: chain(*fns) for k, fns in by_site.items()}
+
+
+@torch.no_grad()
+def cmap_logits(
+    parts: ModelParts,
+    batch: Encoded,
+    clean: CleanRun,
+    patches: Sequence[Patch],
+    source: dict[tuple[str, int, str, bool], torch.Tensor],
+    slots: dict[tuple[str, int, str, bool], list[int]],
+) -> torch.Tensor:
+    """Last-token logits ``[B, vocab]`` of the target with ``patches`` from the source, recomputing only
+    layers from the lowest patched one and positions from each row's earliest patched position."""
+    device = clean.resid[0].device
+    start = torch.stack(
+        [torch.zeros(len(batch), dtype=torch.long) if p.upto else getattr(batch, p.position) for p in patches]
+    ).amin(0)
+    first = min(p.layer for p in patches)
+    return patched_logits(
+        parts,
+        clean,
+        start.to(device),
+        first,
+        lambda rows, s: patch_edits(parts, patches, batch, source, slots, rows, s),
+    ).cpu()
+
+
+# ----------------------------------------------------------------------------------------- head sets
+
+
+def circuit_name(cfg: dict[str, Any], source: str, target: str) -> str:
+    """Whose circuit (and DCM results) give the head sets: ``cmap.circuit_of``."""
+    return source if cfg["cmap"]["circuit_of"] == "source" else target
+
+
+def dcm_desideratum(spec: str) -> str | None:
+    """A head-set spec is ``circuit`` (the circuit's group) or ``dcm:<desideratum>`` (the heads DCM selected)."""
+    return spec.partition(":")[2] if spec.startswith("dcm:") else None
+
+
+def head_set_files(cfg: dict[str, Any], source: str, target: str, results: str) -> tuple[str, dict[str, str]]:
+    """The circuit file and, per group whose heads come from DCM, the DCM result file it reads."""
+    name = circuit_name(cfg, source, target)
+    specs = {g: dcm_desideratum(spec) for g, spec in cfg["cmap"]["heads"].items()}
+    dcm = {g: f"{results}/dcm/{name}/{g}/{d}.json" for g, d in specs.items() if d}
+    return f"{results}/circuits/{name}/circuit.json", dcm
+
+
+def _pairs(value: Any) -> list[Head] | None:
+    ok = isinstance(value, list) and all(
+        isinstance(h, list) and len(h) == 2 and all(type(x) is int and x >= 0 for x in h) for h in value
+    )
+    return [(h[0], h[1]) for h in value] if ok else None
+
+
+def resolve_head_sets(
+    cfg: dict[str, Any],
+    name: str,
+    circuit_file: str | Path,
+    dcm_files: dict[str, str],
+    layers: int,
+    heads: int,
+) -> dict[str, dict[str, Any]]:
+    """Per group: where its heads come from and the heads (checked against the model's size)."""
+    circuit = load_circuit(circuit_file, layers, heads)
+    out: dict[str, dict[str, Any]] = {}
+    for group in GROUPS:
+        desideratum = dcm_desideratum(cfg["cmap"]["heads"][group])
+        if desideratum is None:
+            out[group] = {"from": "circuit", "circuit": name, "heads": [list(h) for h in circuit[group]]}
+            continue
+        path = dcm_files[group]
+        dcm = read_json(path)
+        want = {"circuit": name, "group": group, "desideratum": desideratum}
+        got = {k: dcm.get(k) for k in want} if isinstance(dcm, dict) else {}
+        selected = _pairs(dcm.get("selected")) if isinstance(dcm, dict) else None
+        if got != want or selected is None:
+            raise ValueError(
+                f"{path}: not the DCM result of circuit {name!r}, group {group!r}, desideratum "
+                f"{desideratum!r} with a 'selected' list of [layer, head] pairs (it says {got}). "
+                "Fix: delete it and rerun snakemake to regenerate it."
+            )
+        bad = [h for h in selected if h[0] >= layers or h[1] >= heads]
+        if bad:
+            raise ValueError(f"{path}: selected heads {bad[:5]} do not exist in a model with {layers}x{heads} heads")
+        if _pairs(dcm.get("heads")) not in (None, circuit[group]):
+            log.warning("%s: its group heads differ from %s (stale DCM result?)", path, circuit_file)
+        out[group] = {
+            "from": "dcm",
+            "circuit": name,
+            "desideratum": desideratum,
+            "file": str(path),
+            "dcm_test_accuracy": dcm.get("test_accuracy"),
+            "heads": [list(h) for h in selected],
+        }
+    return out
+
+
+# --------------------------------------------------------------------------------------------- pairs
+
+
+def check_pair(source: str, target: str, enc_s: Encoded, enc_t: Encoded, vocab_s: Any, vocab_t: Any) -> None:
+    """The two models must give the task's words the same token ids and the prompts the same tokens."""
+    same = vocab_s == vocab_t and torch.equal(enc_s.input_ids, enc_t.input_ids)
+    if not same:
+        raise CmapPairError(
+            f"CMAP pair {source} -> {target}: the two models tokenize the task differently (different token ids "
+            "for the objects and labels, or different prompt tokens), so activations cannot be patched position "
+            f"by position. Fix: give both the same tokenizer (models.{source}.tokenizer / models.{target}.tokenizer) "
+            "or remove the pair from cmap.pairs."
+        )
+
+
+def _geometry(parts: ModelParts) -> dict[str, int]:
+    return {"layers": parts.num_layers, "heads": parts.heads, "kv_heads": parts.kv_heads, "head_dim": parts.head_dim}
+
+
+def plans_for(parts: ModelParts, head_sets: dict[str, dict[str, Any]], cfg: dict[str, Any]) -> dict[str, list[Patch]]:
+    """Every configuration of a pair: ``output/<group or full_circuit>`` and ``input/<group>/<variant>``."""
+    heads = {g: [tuple(h) for h in head_sets[g]["heads"]] for g in GROUPS}
+    plans: dict[str, list[Patch]] = {}
+    for name in OUTPUT_ORDER:
+        plans[f"output/{name}"] = output_patches(heads if name == "full_circuit" else {name: heads[name]})
+    for group in cfg["cmap"]["input_groups"]:
+        for variant in cfg["cmap"]["input_variants"]:
+            plans[f"input/{group}/{variant}"] = input_patches(parts, heads[group], POSITION_OF[group], variant)
+    return plans
+
+
+def _kv_heads(patches: Sequence[Patch]) -> list[list[int]]:
+    """The ``[layer, kv head]`` pairs whose keys or values a plan patches."""
+    return [list(x) for x in sorted({(p.layer, h) for p in patches if p.site in ("k", "v") for h in p.heads})]
+
+
+def _free(loaded: Any) -> None:
+    del loaded
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def run_cmap(
+    cfg: dict[str, Any],
+    source: str,
+    target: str,
+    data_file: str | Path,
+    circuit_file: str | Path,
+    dcm_files: dict[str, str],
+    out_json: str | Path,
+) -> dict[str, Any]:
+    """Rule cmap: one (source, target) pair, every group, output and input variants."""
+    settings = cfg["cmap"]
+    confidence = cfg["evaluation"]["confidence"]
+    records = read_jsonl(data_file)
+    name = circuit_name(cfg, source, target)
+
+    loaded, vocab_s = load_for_study(cfg, source)
+    parts = ModelParts.of(loaded.model)
+    geometry = _geometry(parts)
+    enc = encode_records(loaded.tokenizer, records, vocab_s)
+    head_sets = resolve_head_sets(cfg, name, circuit_file, dcm_files, parts.num_layers, parts.heads)
+    plans = plans_for(parts, head_sets, cfg)
+    slots = needed_slots(plans)
+    batches = equal_length_batches(enc.attention_mask, settings["batch_size"])
+    cached = []
+    source_pred = torch.empty(len(enc), dtype=torch.long)
+    for rows in tqdm(batches, desc=f"cache {source}", unit="batch"):
+        acts, logits = capture_source(parts, enc.select(rows), slots)
+        cached.append(acts)
+        source_pred[rows] = logits.argmax(-1)
+    _free(loaded)
+    del parts
+
+    loaded, vocab_t = load_for_study(cfg, target)
+    parts = ModelParts.of(loaded.model)
+    enc_t = encode_records(loaded.tokenizer, records, vocab_t)
+    check_pair(source, target, enc, enc_t, vocab_s, vocab_t)
+    if _geometry(parts) != geometry:
+        raise CmapPairError(
+            f"CMAP pair {source} -> {target}: different geometry {geometry} vs {_geometry(parts)}; heads can only be "
+            "patched between models of one architecture. Fix: remove the pair from cmap.pairs."
+        )
+    device = next(parts.model.parameters()).device
+    target_pred = torch.empty(len(enc), dtype=torch.long)
+    preds = {k: torch.empty(len(enc), dtype=torch.long) for k in plans}
+    for rows, acts in tqdm(list(zip(batches, cached, strict=True)), desc=f"patch {source}->{target}", unit="batch"):
+        batch = enc.select(rows)
+        clean = clean_run(parts, batch.input_ids.to(device))
+        own = clean.logits.argmax(-1).cpu()
+        target_pred[rows] = own
+        for key, patches in plans.items():
+            patched = cmap_logits(parts, batch, clean, patches, acts, slots) if patches else None
+            preds[key][rows] = own if patched is None else patched.argmax(-1)
+
+    answers = enc.answer_ids
+
+    def entry(key: str, heads: int) -> dict[str, Any]:
+        return {"heads": heads, "patched": bool(plans[key]), **accuracy(preds[key], answers, confidence)}
+
+    result: dict[str, Any] = {
+        "source": source,
+        "target": target,
+        "circuit": name,
+        "circuit_of": settings["circuit_of"],
+        "records": len(enc),
+        "data_sha256": sha256_file(data_file),
+        "geometry": geometry,
+        "source_accuracy": accuracy(source_pred, answers, confidence),
+        "target_accuracy": accuracy(target_pred, answers, confidence),
+        "head_sets": head_sets,
+        "output": {},
+        "input": {},
+    }
+    for group in OUTPUT_ORDER:
+        members = GROUPS if group == "full_circuit" else (group,)
+        n = sum(len(head_sets[g]["heads"]) for g in members)
+        result["output"][group] = {
+            "positions": sorted({POSITION_OF[g] for g in members}),
+            **entry(f"output/{group}", n),
+        }
+    for group in settings["input_groups"]:
+        result["input"][group] = {
+            variant: {
+                "kv_heads": _kv_heads(plans[f"input/{group}/{variant}"]),
+                **entry(f"input/{group}/{variant}", len(head_sets[group]["heads"])),
+            }
+            for variant in settings["input_variants"]
+        }
+    for group, row in result["output"].items():
+        log.info("%s -> %s output %s: %.4f (%s heads)", source, target, group, row["accuracy"], row["heads"])
+    write_json(out_json, result)
+    return result
+
+
+CMAP_COLUMNS = (
+    "source",
+    "target",
+    "kind",
+    "group",
+    "variant",
+    "heads",
+    "patched",
+    "records",
+    "correct",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "source_accuracy",
+    "target_accuracy",
+)
+
+
+def write_cmap_table(files: Sequence[str | Path], out_csv: str | Path) -> None:
+    """One row per pair x kind (output/input) x group x variant (``z`` for output patching)."""
+    rows = []
+    for path in files:
+        res = read_json(path)
+        common = {
+            "source": res["source"],
+            "target": res["target"],
+            "source_accuracy": res["source_accuracy"]["accuracy"],
+            "target_accuracy": res["target_accuracy"]["accuracy"],
+        }
+        for group, row in res["output"].items():
+            rows.append({**common, **row, "kind": "output", "group": group, "variant": "z"})
+        for group, variants in res["input"].items():
+            for variant, row in variants.items():
+                rows.append({**common, **row, "kind": "input", "group": group, "variant": variant})
+    write_csv(out_csv, CMAP_COLUMNS, rows)

@@ -1,0 +1,71 @@
+# Cross-model activation patching (paper §7) per (source, target) pair, and attention knockout
+# (paper §8) per model, with their tables.
+
+from entity_tracking.config import cmap_pairs, knockout_models
+from entity_tracking.cmap import head_set_files
+
+CMAP_PAIRS = {f"{s}__{t}": (s, t) for s, t in cmap_pairs(config)}
+KNOCKOUT_MODELS = knockout_models(config)
+
+
+def cmap_head_set_files(pair):
+    source, target = CMAP_PAIRS[pair]
+    return head_set_files(config, source, target, RESULTS)
+
+
+rule cmap:
+    """A source model's head activations patched into a target model: every group and the full circuit
+    (head outputs), and q/k/v input variants of the configured groups."""
+    input:
+        data=split_file(config["cmap"]["split"]),
+        cards=lambda wc: [f"{RESULTS}/models/{m}.json" for m in CMAP_PAIRS[wc.pair]],
+        checkpoints=lambda wc: [p for m in CMAP_PAIRS[wc.pair] for p in trained_inputs(config, m)],
+        circuit=lambda wc: cmap_head_set_files(wc.pair)[0],
+        dcm=lambda wc: list(cmap_head_set_files(wc.pair)[1].values()),
+    output:
+        f"{RESULTS}/cmap/{{pair}}.json",
+    wildcard_constraints:
+        pair="|".join(re.escape(p) for p in CMAP_PAIRS) or "^$",
+    params:
+        source=lambda wc: CMAP_PAIRS[wc.pair][0],
+        target=lambda wc: CMAP_PAIRS[wc.pair][1],
+        dcm=lambda wc: cmap_head_set_files(wc.pair)[1],
+        settings=config["cmap"],
+    resources:
+        gpu=GPU,
+    log:
+        f"{LOGS}/cmap/{{pair}}.log",
+    script:
+        "../scripts/cmap.py"
+
+
+rule knockout:
+    """Attention knockout curves of one model: five conditions, every start layer."""
+    input:
+        data=split_file(config["knockout"]["split"]),
+        card=f"{RESULTS}/models/{{model}}.json",
+        checkpoints=lambda wc: trained_inputs(config, wc.model),
+    output:
+        f"{RESULTS}/knockout/{{model}}.json",
+    params:
+        settings=config["knockout"],
+    resources:
+        gpu=GPU,
+    log:
+        f"{LOGS}/knockout/{{model}}.log",
+    script:
+        "../scripts/knockout.py"
+
+
+rule cmap_tables:
+    """CMAP (pair x kind x group x variant) and knockout (model x condition x start layer) tables."""
+    input:
+        cmap=[f"{RESULTS}/cmap/{p}.json" for p in CMAP_PAIRS],
+        knockout=expand(f"{RESULTS}/knockout/{{model}}.json", model=KNOCKOUT_MODELS),
+    output:
+        cmap=f"{RESULTS}/cmap.csv",
+        knockout=f"{RESULTS}/knockout.csv",
+    log:
+        f"{LOGS}/cmap_tables.log",
+    script:
+        "../scripts/cmap_tables.py"
