@@ -2,9 +2,10 @@
 
     snakemake --cores all                                          # CPU default profile
     snakemake --cores all --configfile config/profiles/paper.yaml  # the paper's 7B models (GPU)
+    snakemake --report results/<profile>/report.html               # figures, claims, run times
 
 Rules live in rules/*.smk; each calls a thin script in scripts/, which calls the package
-entity_tracking. Outputs go to results/<profile>/, logs to logs/<profile>/.
+entity_tracking. Outputs go to results/<profile>/ and figures/<profile>/, logs to logs/<profile>/.
 """
 
 import os
@@ -61,6 +62,11 @@ include: "rules/organisms.smk"
 include: "rules/models.smk"
 include: "rules/evaluation.smk"
 include: "rules/circuits.smk"
+include: "rules/figures.smk"
+include: "rules/report.smk"
+
+
+report: "report/workflow.rst"
 
 
 rule all:
@@ -73,3 +79,5 @@ rule all:
         f"{RESULTS}/faithfulness.csv",
         f"{RESULTS}/completeness.csv",
         f"{RESULTS}/circuit_overlap.csv",
+        FIGURE_FILES,
+        rules.claims.output,
