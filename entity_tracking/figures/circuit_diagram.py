@@ -58,9 +58,9 @@ def plot_circuit_diagram(
     step = min(0.32, max(0.16, 10 / tallest))  # inches per box row
     font = 7 if step >= 0.25 else 5
     logits_x = len(FLOW) * (1 + COLUMN_GAP)
-    top = tallest / 2 + 0.4
+    top = tallest / 2  # just above the highest box; the headers sit 0.5 in above it
     with style():
-        fig, ax = plt.subplots(figsize=(9.5, tallest * step + 1.6))
+        fig, ax = plt.subplots(figsize=(9.5, tallest * step + 1.2))
         for sender, (group, _) in EDGES.items():  # edges under the boxes
             for s in kept[sender]:
                 for r in receivers[group]:
@@ -80,12 +80,12 @@ def plot_circuit_diagram(
         ax.text(logits_x, 0, "logits", ha="center", va="center", fontsize=8, color="white", zorder=4)
         for i, g in enumerate(FLOW):  # headers: group and size; between columns, the input the edges reach
             x = i * (1 + COLUMN_GAP)
-            header = f"{GROUP_LABELS[g]}\n{len(kept[g])} heads"
+            header = f"{GROUP_LABELS[g]}\n{len(kept[g])} head{'' if len(kept[g]) == 1 else 's'}"
             ax.text(x, top, header, ha="center", va="bottom", fontsize=8, color=GROUP_COLORS[g], fontweight="bold")
             if g in EDGES:
                 ax.text(x + (1 + COLUMN_GAP) / 2, top, f"via {EDGES[g][1]}", ha="center", va="bottom", fontsize=8)
         ax.set_xlim(-0.8, logits_x + 0.8)
-        ax.set_ylim(-tallest / 2 - 0.2, top + 1.4)
+        ax.set_ylim(-tallest / 2 - 0.2, top + 0.55 / step)
         ax.axis("off")
         total = sum(len(kept[g]) for g in FLOW)
         note = "empty circuit" if not total else f"{total} heads"

@@ -52,8 +52,7 @@ def plot_faithfulness(
         fig, axes = plt.subplots(1, 2, figsize=(width, 1.1 * len(circuits) + 2.4), sharey=True)
         titles = ("Faithfulness: circuit acc. / model acc.", "Random circuits (same sizes), same ratio")
         for ax, data, title in zip(axes, (faith, rand), titles, strict=True):
-            cmap = plt.get_cmap("viridis").copy()
-            cmap.set_bad("#EEEEEE")
+            cmap = plt.get_cmap("viridis").with_extremes(bad="#EEEEEE")
             im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=0, vmax=vmax, aspect="auto")
             for (i, j), v in np.ndenumerate(data):
                 if np.isfinite(v):
