@@ -85,7 +85,7 @@ def plot_causal_impact(
         else:
             ax_base.set_xticks([])
         ax_base.set_xlabel(f"candidate heads of the fine-tuned model, by absolute path-patching score ({metric})")
-        ax_ft.set_title(wrap(f"Causal impact of heads: {ft_label} against {base_label}", 80))
+        ax_ft.set_title("Causal impact of heads: the fine-tuned model (top) against its base model (bottom)")
         handles = [Patch(color=GROUP_COLORS[g], label=f"{GROUP_LABELS[g]} (in circuit)") for g in GROUPS]
         handles.append(Patch(color=MUTED, label="candidate, not in circuit"))
         ax_base.legend(handles=handles, loc="lower left", bbox_to_anchor=(1.0, 0.0), fontsize=8)
