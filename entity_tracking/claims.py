@@ -270,7 +270,7 @@ def headline_claims(r: Results, headlines: Iterable[Headline] = HEADLINES) -> li
         else:
             try:
                 claim.ours = h.measure(r, h.key)
-                claim.verdict = PASS if h.check(claim.ours, h.paper) else FAIL
+                claim.verdict = PASS if claim.ours is not None and h.check(claim.ours, h.paper) else FAIL
             except Missing as missing:
                 claim.verdict = NOT_COMPUTED
                 claim.note = f"{missing}. {h.note}".strip()
