@@ -2,9 +2,10 @@
 
     snakemake --cores all                                          # CPU default profile
     snakemake --cores all --configfile config/profiles/paper.yaml  # the paper's 7B models (GPU)
+    snakemake --report results/<profile>/report.html               # figures, claims, run times
 
 Rules live in rules/*.smk; each calls a thin script in scripts/, which calls the package
-entity_tracking. Outputs go to results/<profile>/, logs to logs/<profile>/.
+entity_tracking. Outputs go to results/<profile>/ and figures/<profile>/, logs to logs/<profile>/.
 """
 
 import os
@@ -63,6 +64,11 @@ include: "rules/evaluation.smk"
 include: "rules/circuits.smk"
 include: "rules/dcm.smk"
 include: "rules/cmap.smk"
+include: "rules/figures.smk"
+include: "rules/report.smk"
+
+
+report: "report/workflow.rst"
 
 
 rule all:
@@ -79,3 +85,5 @@ rule all:
         f"{RESULTS}/activation_patching.csv",
         f"{RESULTS}/cmap.csv",
         f"{RESULTS}/knockout.csv",
+        FIGURE_FILES,
+        rules.claims.output,

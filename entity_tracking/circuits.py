@@ -14,11 +14,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from entity_tracking.io import read_json, write_json
+
+if TYPE_CHECKING:  # only for annotations: reading circuits (figures, claims) does not need torch
+    import torch
 
 Head = tuple[int, int]
 Circuit = dict[str, list[Head]]

@@ -49,7 +49,8 @@ def test_misspelt_config_key_stops_the_run_naming_it(tmp_path):
 
 
 def _outputs(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "results").rglob("*")) if p.is_file()}
+    files = sorted([*(root / "results").rglob("*"), *(root / "figures").rglob("*")])
+    return {str(p.relative_to(root)): p.read_bytes() for p in files if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +133,16 @@ def test_default_profile_runs_end_to_end(default_run):
         assert len(res["conditions"]) == 5 and all(len(c["accuracy"]) == 3 for c in res["conditions"].values())
         random_pos = res["conditions"]["last_to_random"]["random_positions"]
         assert len(random_pos) == 504 and min(random_pos) >= 1
+    # figures and the claims report
+    figures = ["accuracy", "completeness", "faithfulness"] + [f"causal_impact_{m}" for m in names[1:]]
+    for stem in figures + [f"circuit_{m}" for m in names]:
+        for ext in ("pdf", "png"):
+            assert (default_run / "figures" / "default" / f"{stem}.{ext}").stat().st_size > 5000, stem
+    claims = {c["id"]: c for c in json.loads((root / "claims.json").read_text())["claims"]}
+    assert all(c["verdict"] == "not applicable" for c in claims.values() if c["kind"] == "headline")
+    assert claims["Q.more_accurate.organism-chat"]["verdict"] == "fail"  # no organism fine-tune beats the base
+    assert claims["Q.cmap_lifts_base"]["verdict"] == "not computed"
+    assert "| Q.more_accurate.organism-chat |" in (root / "claims.md").read_text()
     again = _run(["--cores", "2", "--directory", str(default_run), "-n"], default_run)
     assert "Nothing to be done" in again.stdout + again.stderr  # finished work is kept
 

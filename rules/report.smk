@@ -1,0 +1,29 @@
+# The claims report (issue 8): the paper's headline numbers (paper profile) and its qualitative
+# claims (every profile) beside our results, with verdicts. Every file a claim reads is an input
+# here; a later stage adds its outputs to CLAIM_INPUTS and its claims to entity_tracking.claims.
+
+CLAIM_INPUTS = {
+    "accuracy": expand(f"{RESULTS}/eval/{{model}}.json", model=MODELS),
+    "cards": expand(f"{RESULTS}/models/{{model}}.json", model=MODELS),
+    "scores": expand(f"{RESULTS}/circuits/{{model}}/path_patching.safetensors", model=MODELS),
+    "circuits": expand(f"{RESULTS}/circuits/{{circuit}}/circuit.json", circuit=CIRCUITS),
+    "faithfulness": [f"{RESULTS}/faithfulness/{c}/{m}.json" for c, m in PAIRS],
+    "completeness": expand(f"{RESULTS}/completeness/{{model}}.json", model=MODELS),
+    "overlap": f"{RESULTS}/circuit_overlap.json",
+}
+
+
+rule claims:
+    """The claims report as markdown, JSON and HTML (the HTML goes into the Snakemake report)."""
+    input:
+        **CLAIM_INPUTS,
+    output:
+        md=f"{RESULTS}/claims.md",
+        json=f"{RESULTS}/claims.json",
+        html=report(f"{RESULTS}/claims.html", caption="../report/captions/claims.rst", category="Claims"),
+    params:
+        root=RESULTS,
+    log:
+        f"{LOGS}/claims.log",
+    script:
+        "../scripts/claims.py"

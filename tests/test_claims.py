@@ -1,0 +1,189 @@
+"""The claims report: verdicts on constructed results, missing inputs, other profiles, and the writers."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from entity_tracking import paper
+from entity_tracking.circuit_eval import write_overlap
+from entity_tracking.claims import (
+    FAIL,
+    NOT_APPLICABLE,
+    NOT_COMPUTED,
+    PASS,
+    Claim,
+    Results,
+    evaluate_claims,
+    run_claims,
+    write_claims,
+)
+from entity_tracking.io import read_safetensors, write_safetensors
+from tests.synthetic import DEFAULT_MODELS, PAPER_MODELS, write_results
+
+
+def _by_id(claims: list[Claim]) -> dict[str, Claim]:
+    return {c.id: c for c in claims}
+
+
+def _paper_results(tmp_path, **overrides):
+    """A paper-profile results tree whose numbers are the paper's, unless overridden."""
+    circuit_accuracy = {(paper.LLAMA, m): v for m, v in paper.LLAMA_CIRCUIT_ACCURACY.items()}
+    circuit_accuracy |= {(paper.PUBLISHED_LLAMA, m): v for m, v in paper.LLAMA_CIRCUIT_ACCURACY.items()}
+    circuit_accuracy |= {(paper.GOAT, m): v for m, v in paper.GOAT_CIRCUIT_ACCURACY.items()}
+    settings = {
+        "profile": "paper",
+        "layers": 32,
+        "heads": 32,
+        "accuracy": dict(paper.ACCURACY),
+        "sizes": {m: dict(zip(("value_fetcher", "pos_transmitter", "pos_detector", "struct_reader"), v, strict=True))
+                  for m, v in paper.CIRCUIT_SIZES.items()},
+        "circuit_accuracy": circuit_accuracy,
+        "random_accuracy": dict(paper.RANDOM_CIRCUIT_ACCURACY),
+        "completeness_gap": dict(paper.COMPLETENESS),
+        "external": (paper.PUBLISHED_LLAMA,),
+    }  # fmt: skip
+    config = write_results(tmp_path, PAPER_MODELS, **(settings | overrides))
+    # Llama's path-patching scores: the paper's strongest head of each stage, at the paper's score
+    scores_file = tmp_path / "results" / "paper" / "circuits" / paper.LLAMA / "path_patching.safetensors"
+    scores = read_safetensors(scores_file)
+    for g, (head, score) in paper.STRONGEST_HEAD.items():
+        scores[f"{g}.prob"] = torch.full((32, 32), -0.001)
+        scores[f"{g}.prob"][head] = score
+    write_safetensors(scores_file, scores)
+    return Results(tmp_path / "results" / "paper", config)
+
+
+def test_headline_numbers_pass_when_ours_are_the_papers(tmp_path):
+    claims = [c for c in evaluate_claims(_paper_results(tmp_path)) if c.kind == "headline"]
+    assert len(claims) == 67  # every number of spec §10
+    later = ("H.dcm.", "H.activation_patching.", "H.cmap.", "H.knockout.")
+    for c in claims:
+        if c.id.startswith(later):
+            assert c.verdict == NOT_COMPUTED and "no rule yet" in c.note and "results/paper/" in c.note, c
+        else:
+            assert c.verdict == PASS, c
+
+
+def test_headline_numbers_fail_outside_their_tolerance(tmp_path):
+    accuracy = dict(paper.ACCURACY) | {paper.GOAT: 0.76, paper.FLOAT: 0.866}  # 0.06 below; 0.046 above
+    claims = _by_id(evaluate_claims(_paper_results(tmp_path, accuracy=accuracy)))
+    assert claims[f"H.accuracy.{paper.GOAT}"].verdict == FAIL
+    assert claims[f"H.accuracy.{paper.FLOAT}"].verdict == PASS
+    assert claims[f"H.accuracy.{paper.GOAT}"].ours == 0.76
+    # Goat's faithfulness moves with its accuracy: 0.73 / 0.76 = 0.96 (paper 0.89), 0.81 / 0.76 = 1.07 (paper 0.99)
+    assert claims[f"H.llama_circuit_faithfulness.{paper.GOAT}"].verdict == PASS
+    assert claims[f"H.goat_circuit_faithfulness.{paper.GOAT}"].verdict == PASS
+
+
+def test_strongest_head_must_be_the_same_head(tmp_path):
+    results = _paper_results(tmp_path)
+    scores = read_safetensors(results.path(f"circuits/{paper.LLAMA}/path_patching.safetensors"))
+    scores["pos_transmitter.prob"][0, 0] = -0.34  # another head beats [14, 27]
+    write_safetensors(results.root / "circuits" / paper.LLAMA / "path_patching.safetensors", scores)
+    claims = _by_id(evaluate_claims(results))
+    assert claims["H.strongest_head.pos_transmitter"].verdict == FAIL
+    ours = claims["H.strongest_head.pos_transmitter"].ours
+    assert ours["head"] == [0, 0] and abs(ours["score"] + 0.34) < 1e-6
+    assert claims["H.strongest_head.pos_detector"].verdict == PASS
+
+
+def test_circuit_sizes_within_a_quarter(tmp_path):
+    sizes = {paper.LLAMA: {"value_fetcher": 30, "pos_transmitter": 7, "pos_detector": 15, "struct_reader": 5}}  # 57
+    sizes[paper.GOAT] = {"value_fetcher": 50, "pos_transmitter": 28, "pos_detector": 40, "struct_reader": 9}  # 127
+    claims = _by_id(evaluate_claims(_paper_results(tmp_path, sizes=sizes)))
+    assert claims[f"H.circuit_size.{paper.LLAMA}"].verdict == PASS  # 72 - 25 % = 54
+    assert claims[f"H.circuit_size.{paper.GOAT}"].verdict == FAIL  # 175 - 25 % = 131.25
+    assert claims[f"H.circuit_size.{paper.LLAMA}"].ours == {"total": 57, "groups": [30, 7, 15, 5]}
+
+
+def test_missing_results_are_not_computed_and_named(tmp_path):
+    results = _paper_results(tmp_path)
+    (results.root / "faithfulness" / paper.GOAT / f"{paper.VICUNA}.json").unlink()
+    claims = _by_id(evaluate_claims(results))
+    claim = claims[f"H.goat_circuit_accuracy.{paper.VICUNA}"]
+    assert claim.verdict == NOT_COMPUTED and claim.ours is None
+    assert f"results/paper/faithfulness/{paper.GOAT}/{paper.VICUNA}.json" in claim.note
+    assert claims[f"H.goat_circuit_accuracy.{paper.GOAT}"].verdict == PASS
+
+
+def test_headlines_are_not_applicable_on_other_profiles(tmp_path):
+    config = write_results(tmp_path)
+    claims = evaluate_claims(Results(tmp_path / "results" / "default", config))
+    headlines = [c for c in claims if c.kind == "headline"]
+    assert headlines and all(c.verdict == NOT_APPLICABLE and c.ours is None for c in headlines)
+
+
+def test_qualitative_claims_on_constructed_results(tmp_path):
+    base, chat, lora, full = DEFAULT_MODELS
+    config = write_results(
+        tmp_path,
+        accuracy={base: 0.60, chat: 0.80, lora: 0.50, full: 0.60},
+        circuit_accuracy={(base, chat): 0.70, (base, lora): 0.30, (base, base): 0.55, (chat, chat): 0.04},
+        random_accuracy={chat: 0.01},
+        completeness_gap={base: 0.10, chat: 0.30},
+    )
+    claims = _by_id(evaluate_claims(Results(tmp_path / "results" / "default", config)))
+    assert claims[f"Q.more_accurate.{chat}"].verdict == PASS
+    assert claims[f"Q.more_accurate.{lora}"].verdict == FAIL
+    assert claims[f"Q.more_accurate.{full}"].verdict == FAIL  # equal is not more accurate
+    assert claims[f"Q.more_accurate.{chat}"].ours["difference"] == 0.8 - 0.6
+    assert "do not overlap" in claims[f"Q.more_accurate.{chat}"].note
+    assert claims[f"Q.base_circuit_faithful.{chat}"].verdict == PASS  # 0.70 / 0.80 = 0.875
+    assert claims[f"Q.base_circuit_faithful.{lora}"].verdict == FAIL  # 0.60
+    assert claims[f"Q.own_circuit_faithful.{base}"].verdict == PASS  # 0.55 / 0.60 = 0.92
+    assert claims[f"Q.beats_random.{base}"].verdict == PASS
+    assert claims[f"Q.beats_random.{chat}"].verdict == FAIL  # 0.04 is not 0.05 above 0.01
+    assert claims[f"Q.complete.{base}"].verdict == PASS and claims[f"Q.complete.{chat}"].verdict == FAIL
+    survives = claims[f"Q.base_circuit_survives.{full}"]  # same scores => not the same circuit; measured honestly
+    assert survives.verdict in (PASS, FAIL) and 0 <= survives.ours["chance"] <= 1
+    assert claims["Q.dcm_functionality"].verdict == NOT_COMPUTED and claims["Q.cmap_lifts_base"].verdict == NOT_COMPUTED
+
+
+def test_base_circuit_survives_counts_shared_nodes(tmp_path):
+    base, chat, *_ = DEFAULT_MODELS
+    config = write_results(tmp_path, {base: DEFAULT_MODELS[base], chat: DEFAULT_MODELS[chat]})
+    res = tmp_path / "results" / "default"
+    (res / "circuits" / chat / "circuit.json").write_text((res / "circuits" / base / "circuit.json").read_text())
+    files = [res / "circuits" / m / "circuit.json" for m in (base, chat)]
+    write_overlap([base, chat], files, res / "circuit_overlap.csv", res / "circuit_overlap.json")
+    claim = _by_id(evaluate_claims(Results(res, config)))[f"Q.base_circuit_survives.{chat}"]
+    assert claim.verdict == PASS and claim.ours["share"] == 1.0
+
+
+def test_a_profile_without_finetuned_models(tmp_path):
+    base = next(iter(DEFAULT_MODELS))
+    config = write_results(tmp_path, {base: DEFAULT_MODELS[base]})
+    claims = _by_id(evaluate_claims(Results(tmp_path / "results" / "default", config)))
+    assert claims["Q.more_accurate"].verdict == NOT_APPLICABLE
+    assert claims[f"Q.own_circuit_faithful.{base}"].verdict in (PASS, FAIL)
+
+
+def test_markdown_json_and_html_reports(tmp_path):
+    config = write_results(tmp_path)
+    out = tmp_path / "out"
+    claims = run_claims(tmp_path / "results" / "default", config, out / "c.md", out / "c.json", out / "c.html")
+    data = json.loads((out / "c.json").read_text())
+    assert [c["id"] for c in data["claims"]] == [c.id for c in claims]
+    assert set(data["claims"][0]) == {
+        "id",
+        "kind",
+        "statement",
+        "source",
+        "paper",
+        "ours",
+        "tolerance",
+        "verdict",
+        "note",
+    }
+    assert data["summary"]["headline"][NOT_APPLICABLE] == 67
+    md = (out / "c.md").read_text()
+    assert md.startswith("# Claims report: profile `default`")
+    rows = [line for line in md.splitlines() if line.startswith("| Q.") or line.startswith("| H.")]
+    assert len(rows) == len(claims) and all(line.count(" | ") == 6 for line in rows)  # pipes in cells are escaped
+    assert "mean \\|ΔF\\|" in md
+    html = (out / "c.html").read_text()
+    assert html.count("<tr>") == len(claims) + 2 and "<b>not applicable</b>" in html
+    write_claims(claims, "default", out / "again.md", out / "again.json")
+    assert (out / "again.md").read_bytes() == (out / "c.md").read_bytes()
