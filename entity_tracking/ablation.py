@@ -25,6 +25,7 @@ from entity_tracking.circuits import POSITIONS, Head
 from entity_tracking.dataset import LABELS, build_prompt
 from entity_tracking.evaluation import accuracy, last_token_logits
 from entity_tracking.interventions import ModelParts, capture, intervene, replace_where
+from entity_tracking.partial_forward import CleanRun, clean_run, patched_logits, run_at
 from entity_tracking.tokenization import Encoded, Vocabulary, encode_prompts
 
 
@@ -90,6 +91,18 @@ def ablated_predictions(
     ablate_context: bool = True,
 ) -> torch.Tensor:
     """Argmax predictions at the last token with the ablation applied (``keep=None``: the plain model)."""
+    return ablated_logits(parts, enc, keep, means, batch_size, ablate_context).argmax(-1)
+
+
+def ablated_logits(
+    parts: ModelParts,
+    enc: Encoded,
+    keep: dict[str, set[Head]] | None,
+    means: torch.Tensor | None,
+    batch_size: int,
+    ablate_context: bool = True,
+) -> torch.Tensor:
+    """The definition, by full forward passes with :func:`ablation_edits`: last-token logits ``[N, vocab]``."""
     context = None
     if keep is not None:
         if means is None:
@@ -100,7 +113,119 @@ def ablated_predictions(
             positions = {cls: getattr(b, cls) for cls in POSITIONS}
             return intervene(parts, ablation_edits(parts, positions, keep, device_means, ablate_context))
 
-    return last_token_logits(parts.model, enc, batch_size, desc="ablated forward", context=context).argmax(-1)
+    return last_token_logits(parts.model, enc, batch_size, desc="ablated forward", context=context)
+
+
+VITAL: tuple[str, ...] = ("prev_query_label", "query_label", "last")  # the position classes, in token order
+
+
+def _vital_edit(slots: torch.Tensor, keep: torch.Tensor, means_at: torch.Tensor) -> Any:
+    """Mean-ablate, at token ``slots[b, j]`` of the view, the heads with ``keep[j] == False``.
+
+    ``slots``: ``[B, 3]``; ``keep``: ``[3, heads]`` (one row per class of ``VITAL``); ``means_at``: ``[B, 3, H, dh]``.
+    """
+
+    def fn(view: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(view.shape[0], device=view.device)[:, None]
+        idx = slots.to(view.device)
+        current = view[rows, idx]
+        out = view.clone()
+        out[rows, idx] = torch.where(keep.to(view.device)[None, :, :, None], current, means_at.to(view))
+        return out
+
+    return fn
+
+
+class Ablator:
+    """Mean-ablated predictions of many head sets on one encoded split, computing only what differs.
+
+    * ``ablate_context=True`` (circuit accuracy, F(C \\ K)): every head outside the three positions is
+      mean-ablated, so every other token's attention output, hence its residual stream, keys and
+      values, depend on that token alone and are the same for every head set. One run with *every*
+      head ablated gives them; each head set then reruns only its three tokens
+      (:func:`entity_tracking.partial_forward.run_at`).
+    * ``ablate_context=False`` (F(M \\ K)): tokens before the query label's earlier occurrence are
+      untouched, so each head set reruns the clean run's suffix from there
+      (:func:`entity_tracking.partial_forward.patched_logits`).
+
+    Both equal the full forward with :func:`ablation_edits` (tested). The shared runs are kept in
+    memory when ``keep_runs`` (small models), else recomputed per call.
+    """
+
+    def __init__(self, parts: ModelParts, enc: Encoded, means: torch.Tensor, batch_size: int, keep_runs: bool = True):
+        if len(set(enc.attention_mask.sum(1).tolist())) > 1:
+            raise ValueError("mean ablation needs prompts of one length (one number of boxes, whole words)")
+        if (enc.prev_query_label < 0).any():
+            raise ValueError("every prompt must query a label of its context")
+        self.parts, self.enc, self.means, self.keep_runs = parts, enc, means, keep_runs
+        self.device = next(parts.model.parameters()).device
+        n = len(enc)
+        self.rows = [torch.arange(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+        self.vital = torch.stack([getattr(enc, c) for c in VITAL], 1)  # [N, 3]
+        self._runs: dict[tuple[str, int], CleanRun] = {}
+
+    def _run(self, kind: str, i: int) -> CleanRun:
+        key = (kind, i)
+        if key in self._runs:
+            return self._runs[key]
+        ids = self.enc.input_ids[self.rows[i]].to(self.device)
+        edits = None
+        if kind == "ablated":
+            every = torch.ones(1, ids.shape[1], self.parts.heads, dtype=torch.bool)
+            edits = {
+                ("z", layer): replace_where(every, self.means[layer][None]) for layer in range(self.parts.num_layers)
+            }
+        run = clean_run(self.parts, ids, edits).slim()
+        if self.keep_runs:
+            self._runs[key] = run
+        return run
+
+    def _keep_masks(self, keep: dict[str, set[Head]]) -> torch.Tensor:
+        """``[layers, 3, heads]``: whether each head is kept at each of the three positions."""
+        out = torch.zeros(self.parts.num_layers, len(VITAL), self.parts.heads, dtype=torch.bool)
+        for j, cls in enumerate(VITAL):
+            for layer, head in keep[cls]:
+                out[layer, j, head] = True
+        return out
+
+    def predictions(self, keep: dict[str, set[Head]] | None, ablate_context: bool = True) -> torch.Tensor:
+        """Argmax predictions at the last token (``keep=None``: the plain model)."""
+        return self.logits(keep, ablate_context).argmax(-1)
+
+    @torch.no_grad()
+    def logits(self, keep: dict[str, set[Head]] | None, ablate_context: bool = True) -> torch.Tensor:
+        """Last-token logits ``[N, vocab]`` (float32, on the CPU; ``keep=None``: the plain model)."""
+        if keep is None:
+            return torch.cat([self._run("clean", i).logits.float().cpu() for i in range(len(self.rows))])
+        masks = self._keep_masks(keep)
+        ablated_layers = [layer for layer in range(self.parts.num_layers) if not masks[layer].all()]
+        out = []
+        for i, rows in enumerate(self.rows):
+            vital = self.vital[rows].to(self.device)
+            means_at = {layer: self.means[layer][vital] for layer in range(self.parts.num_layers)}  # [B, 3, H, dh]
+            if ablate_context:
+                slots = torch.arange(len(VITAL)).expand(len(rows), -1)
+                edits = {("z", layer): _vital_edit(slots, masks[layer], means_at[layer]) for layer in ablated_layers}
+                normed = run_at(self.parts, self._run("ablated", i), vital, edits)
+                logits = self.parts.model.lm_head(normed[:, -1])
+            elif not ablated_layers:
+                logits = self._run("clean", i).logits
+            else:
+
+                def edits(local: torch.Tensor, start: int, vital: torch.Tensor = vital, means_at=means_at) -> dict:
+                    return {
+                        ("z", layer): _vital_edit(vital[local] - start, masks[layer], means_at[layer][local])
+                        for layer in ablated_layers
+                    }
+
+                clean = self._run("clean", i)
+                logits = patched_logits(self.parts, clean, vital[:, 0], min(ablated_layers), edits)
+            out.append(logits.float().cpu())
+        return torch.cat(out)
+
+    def accuracy(self, keep: dict[str, set[Head]] | None, ablate_context: bool = True) -> float:
+        """Accuracy (full precision) with everything but ``keep`` mean-ablated."""
+        return float(accuracy(self.predictions(keep, ablate_context), self.enc.answer_ids)["accuracy"])
 
 
 def ablated_accuracy(

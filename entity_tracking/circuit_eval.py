@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from entity_tracking.ablation import ablated_accuracy, load_means
+from entity_tracking.ablation import Ablator, load_means
 from entity_tracking.circuits import (
     GROUPS,
     POSITION_OF,
@@ -52,13 +52,15 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def _setup(
     cfg: dict[str, Any], model: str, circuit_file: str | Path, data_file: str | Path, means_file: str | Path
-) -> tuple[Any, ...]:
-    """The model's parts, the encoded split, its mean reference and the circuit (checked against the model)."""
+) -> tuple[ModelParts, Ablator, Circuit]:
+    """The model's parts, an evaluator of mean-ablated head sets on the split, and the circuit (checked)."""
     loaded, vocab = load_for_study(cfg, model)
     parts = ModelParts.of(loaded.model)
     enc = encode_records(loaded.tokenizer, read_jsonl(data_file), vocab)
     circuit = load_circuit(circuit_file, parts.num_layers, parts.heads)
-    return parts, enc, load_means(means_file, parts), circuit
+    settings = cfg["circuit"]["evaluation"]
+    ablator = Ablator(parts, enc, load_means(means_file, parts), settings["batch_size"], settings["keep_runs"])
+    return parts, ablator, circuit
 
 
 def run_faithfulness(
@@ -72,21 +74,20 @@ def run_faithfulness(
 ) -> dict[str, Any]:
     """Rule faithfulness: one circuit on one model."""
     settings = cfg["circuit"]["evaluation"]
-    parts, enc, means, circuit = _setup(cfg, model, circuit_file, data_file, means_file)
-    batch = settings["batch_size"]
-    model_acc = ablated_accuracy(parts, enc, None, None, batch)
-    circuit_acc = ablated_accuracy(parts, enc, keep_sets(circuit), means, batch)
+    parts, ablator, circuit = _setup(cfg, model, circuit_file, data_file, means_file)
+    model_acc = ablator.accuracy(None)
+    circuit_acc = ablator.accuracy(keep_sets(circuit))
     rng = random.Random(settings["seed"])
     sizes = {g: len(circuit[g]) for g in GROUPS}
     random_accs = [
-        ablated_accuracy(parts, enc, keep_sets(random_circuit(rng, sizes, parts.num_layers, parts.heads)), means, batch)
+        ablator.accuracy(keep_sets(random_circuit(rng, sizes, parts.num_layers, parts.heads)))
         for _ in tqdm(range(settings["random_draws"]), desc=f"random circuits on {model}", leave=False)
     ]
     random_mean, random_std = _mean_std(random_accs)
     result = {
         "circuit": circuit_name,
         "model": model,
-        "records": len(enc),
+        "records": len(ablator.enc),
         "data_sha256": sha256_file(data_file),
         "circuit_sha256": sha256_file(circuit_file),
         "sizes": sizes,
@@ -112,15 +113,12 @@ def run_completeness(
 ) -> dict[str, Any]:
     """Rule completeness: a model's own circuit, random subsets K and each whole group."""
     settings = cfg["circuit"]["evaluation"]
-    parts, enc, means, circuit = _setup(cfg, model, circuit_file, data_file, means_file)
+    parts, ablator, circuit = _setup(cfg, model, circuit_file, data_file, means_file)
     nodes = circuit_nodes(circuit)
-    batch = settings["batch_size"]
 
     def scores(removed: list[Any]) -> dict[str, Any]:
-        f_c = ablated_accuracy(parts, enc, keep_sets(circuit, removed), means, batch)
-        f_m = ablated_accuracy(
-            parts, enc, full_model_keep(parts.num_layers, parts.heads, removed), means, batch, ablate_context=False
-        )
+        f_c = ablator.accuracy(keep_sets(circuit, removed))
+        f_m = ablator.accuracy(full_model_keep(parts.num_layers, parts.heads, removed), ablate_context=False)
         return {
             "removed": [[pos, list(h)] for pos, h in removed],
             "F_C_minus_K": f_c,
@@ -139,7 +137,7 @@ def run_completeness(
         summary[key] = {"mean": mean, "std": std}
     result = {
         "model": model,
-        "records": len(enc),
+        "records": len(ablator.enc),
         "data_sha256": sha256_file(data_file),
         "circuit_sha256": sha256_file(circuit_file),
         "full_circuit": scores([]),

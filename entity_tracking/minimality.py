@@ -118,7 +118,7 @@ def run_minimality(
     out_report: str | Path,
 ) -> Circuit:
     """Rule minimality: candidates from the path-patching scores, pruned on the minimality split."""
-    from entity_tracking.ablation import ablated_accuracy, load_means
+    from entity_tracking.ablation import Ablator, load_means
     from entity_tracking.circuits import candidates, keep_sets, save_circuit
     from entity_tracking.interventions import ModelParts
     from entity_tracking.io import read_jsonl, read_safetensors, sha256_file, write_json
@@ -133,12 +133,12 @@ def run_minimality(
     cands = candidates(scores, settings["candidates"])
     loaded, vocab = load_for_study(cfg, name)
     parts = ModelParts.of(loaded.model)
-    means = load_means(means_file, parts)
     enc = encode_records(loaded.tokenizer, read_jsonl(data_file), vocab)
-    batch = cfg["circuit"]["evaluation"]["batch_size"]
+    evaluation = cfg["circuit"]["evaluation"]
+    ablator = Ablator(parts, enc, load_means(means_file, parts), evaluation["batch_size"], evaluation["keep_runs"])
 
     def acc(removed: frozenset[Node]) -> float:
-        return ablated_accuracy(parts, enc, keep_sets(cands, removed), means, batch)
+        return ablator.accuracy(keep_sets(cands, removed))
 
     opts = settings["minimality"]
     circuit, report = minimality(cands, acc, opts["percentage"], opts["threshold"], desc=name)

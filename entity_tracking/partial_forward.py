@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from entity_tracking.interventions import ModelParts, capture, intervene
+from entity_tracking.interventions import ModelParts, capture, chain, intervene
 
 
 class _PrefixCache:
@@ -141,9 +141,15 @@ def z_at(parts: ModelParts, ids: torch.Tensor, positions: torch.Tensor) -> list[
 
 
 @torch.no_grad()
-def clean_run(parts: ModelParts, input_ids: torch.Tensor) -> CleanRun:
-    """One forward of equal-length prompts, keeping what :func:`run_suffix` and path patching reuse."""
+def clean_run(parts: ModelParts, input_ids: torch.Tensor, edits: dict[tuple[str, int], Any] | None = None) -> CleanRun:
+    """One forward of equal-length prompts, keeping what :func:`run_suffix` and path patching reuse.
+
+    ``edits`` (``z`` edits only) apply during the run: the kept quantities are those of the edited run.
+    """
     model = parts.model
+    edits = edits or {}
+    if any(site != "z" for site, _ in edits):
+        raise ValueError("clean_run applies z edits only")
     store: dict[Any, torch.Tensor] = {}
     resid: list[torch.Tensor] = []
     attn_out: list[torch.Tensor] = []
@@ -153,8 +159,9 @@ def clean_run(parts: ModelParts, input_ids: torch.Tensor) -> CleanRun:
         handles.append(layer.self_attn.o_proj.register_forward_hook(lambda _m, _a, out: attn_out.append(out.detach())))
     record = _PrefixCache()
     try:
-        edits = {("z", i): capture(store, i) for i in range(parts.num_layers)}
-        with intervene(parts, edits):
+        reads = {("z", i): chain(edits[("z", i)], capture(store, i)) if ("z", i) in edits else capture(store, i)
+                 for i in range(parts.num_layers)}  # fmt: skip
+        with intervene(parts, reads):
             hidden = model.model.embed_tokens(input_ids)
             normed = run_suffix(parts, hidden, 0, record=record)
     finally:
@@ -170,6 +177,49 @@ def clean_run(parts: ModelParts, input_ids: torch.Tensor) -> CleanRun:
         values=[record.values[i] for i in range(n)],
         logits=logits,
     )
+
+
+class _ScatterCache:
+    """Keys/values of every position, from a stored run; a run at some positions writes its own into them."""
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], positions: torch.Tensor):
+        self.keys, self.values, self.positions = keys, values, positions
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any):
+        index = self.positions[:, None, :, None].expand(-1, key.shape[1], -1, key.shape[3])
+        return (
+            self.keys[layer_idx].scatter(2, index, key),
+            self.values[layer_idx].scatter(2, index, value),
+        )
+
+
+def run_at(
+    parts: ModelParts, stored: CleanRun, positions: torch.Tensor, edits: dict[tuple[str, int], Any] | None = None
+) -> torch.Tensor:
+    """Rerun only the tokens at ``positions`` (``[B, P]``, increasing in each row) through every layer, with
+    ``edits`` applied (their views are ``[B, P, ...]``: slot ``j`` is token ``positions[:, j]``), every other
+    token keeping its keys and values of the ``stored`` run. Returns the final-norm hidden states ``[B, P, d]``.
+
+    Exact when no other token's computation depends on these tokens, e.g. when every other token's
+    attention output is fixed (mean ablation of every head outside the circuit's positions).
+    """
+    model = parts.model.model
+    rows = torch.arange(positions.shape[0], device=positions.device)[:, None]
+    hidden = stored.resid[0][rows, positions]
+    t = stored.resid[0].shape[1]
+    _check_window(parts, t)
+    position_embeddings = model.rotary_emb(hidden, position_ids=positions)
+    allowed = torch.arange(t, device=positions.device)[None, None, :] <= positions[:, :, None]  # [B, P, T]
+    mask = torch.zeros(allowed.shape, dtype=hidden.dtype, device=hidden.device)
+    mask = mask.masked_fill(~allowed, torch.finfo(hidden.dtype).min)[:, None]
+    cache = _ScatterCache(stored.keys, stored.values, positions)
+    with intervene(parts, edits or {}):
+        for layer in parts.layers:
+            hidden = layer(
+                hidden, attention_mask=mask, position_ids=positions, position_embeddings=position_embeddings,
+                cache=cache,
+            )  # fmt: skip
+    return model.norm(hidden)
 
 
 SuffixEdits = Callable[[torch.Tensor, int], dict[tuple[str, int], Any]]

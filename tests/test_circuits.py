@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from entity_tracking.ablation import (
+    Ablator,
     ablated_accuracy,
+    ablated_logits,
     ablated_predictions,
     ablation_edits,
     encode_mean_prompts,
@@ -442,3 +444,38 @@ def test_safetensors_header_is_canonical(tmp_path):
     header = raw[8 : 8 + size].decode().rstrip()
     assert header == _json.dumps(_json.loads(header), sort_keys=True, separators=(",", ":"))
     assert read_safetensors(path)["a"].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def _ablator_setups(organism, bos_tokenizer, nobos_tokenizer, objects, small_data):
+    """The organism, and GQA toys of Llama and Qwen2 (biases) with sharpened weights."""
+    yield "organism", organism["parts"], organism["enc"], organism["means"]
+    for arch, tok in (("llama", bos_tokenizer), ("qwen2", nobos_tokenizer)):
+        model = build_model(tok, arch=arch, layers=3, hidden=64, heads=4, kv_heads=2, seed=9)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "norm" not in name:
+                    p.mul_(6.0)
+        parts = ModelParts.of(model)
+        vocab = check_vocabulary(tok, objects)
+        means = mean_z(parts, encode_mean_prompts(tok, small_data["ablation"], vocab, 1), batch_size=3)
+        yield arch, parts, encode_records(tok, small_data["eval"][:21], vocab), means
+
+
+def test_ablator_equals_the_full_forward_definition(organism, bos_tokenizer, nobos_tokenizer, objects, small_data):
+    """The fast evaluator (three-token reruns over a fully ablated run; clean suffixes) gives the predictions of
+    full forwards with ablation_edits, for circuits, the empty circuit, the full model and random K."""
+    rng = random.Random(0)
+    for name, parts, enc, means in _ablator_setups(organism, bos_tokenizer, nobos_tokenizer, objects, small_data):
+        every = [(layer, head) for layer in range(3) for head in range(4)]
+        keeps = [{p: set() for p in POSITIONS}, full_model_keep(3, 4)]
+        keeps += [{p: set(rng.sample(every, 5)) for p in POSITIONS} for _ in range(4)]
+        keeps.append(full_model_keep(3, 4, [(p, h) for p in POSITIONS for h in rng.sample(every, 3)]))
+        for keep_runs in (True, False):
+            ablator = Ablator(parts, enc, means, batch_size=4, keep_runs=keep_runs)
+            assert torch.equal(ablator.predictions(None), ablated_predictions(parts, enc, None, None, 8))
+            for keep in keeps:
+                for context in (True, False):
+                    want = ablated_logits(parts, enc, keep, means, 8, ablate_context=context)
+                    torch.testing.assert_close(ablator.logits(keep, context), want, rtol=0, atol=1e-5)
+                    assert torch.equal(ablator.predictions(keep, context), want.argmax(-1)), (name, keep, context)
+                    assert ablator.accuracy(keep, context) == ablated_accuracy(parts, enc, keep, means, 8, context)
