@@ -69,13 +69,15 @@ def encode_pairs(
             "stale or were edited: delete results/<profile>/desiderata and rerun snakemake."
         )
     by_id = {r["id"]: r for r in records}
-    source = encode_prompts(tokenizer, [source_prompt(ex, by_id) for ex in examples], vocab)
     labels = torch.tensor([vocab.object_ids[ex["label"]] for ex in examples], dtype=torch.long)
-    rows = None
-    if not any(ex["desideratum"] in REWRITTEN for ex in examples):
-        index = {r["id"]: i for i, r in enumerate(records)}
-        rows = torch.tensor([index[ex["source"]] for ex in examples], dtype=torch.long)
-    return PairSet(base, source, labels, list(examples), rows)
+    if any(ex["desideratum"] in REWRITTEN for ex in examples):
+        source = encode_prompts(tokenizer, [source_prompt(ex, by_id) for ex in examples], vocab)
+        return PairSet(base, source, labels, list(examples))
+    for ex in examples:
+        source_prompt(ex, by_id)  # checks the stored source text
+    index = {r["id"]: i for i, r in enumerate(records)}
+    rows = torch.tensor([index[ex["source"]] for ex in examples], dtype=torch.long)
+    return PairSet(base, base.select(rows), labels, list(examples), rows)  # the sources are records of the split
 
 
 class BaseRuns:
@@ -108,7 +110,12 @@ class BaseRuns:
         return clean_run(self.parts, self.base.input_ids[rows].to(self.device))
 
     def get(self, rows: torch.Tensor) -> CleanRun:
-        return self.kept.rows(rows.to(self.device)) if self.kept is not None else self._run(rows).slim()
+        if self.kept is None:
+            return self._run(rows).slim()
+        first = int(rows[0])
+        if torch.equal(rows, torch.arange(first, first + len(rows))):  # a batch in order: views, no copies
+            return self.kept.rows(slice(first, first + len(rows)))
+        return self.kept.rows(rows.to(self.device))
 
     def batches(self) -> list[torch.Tensor]:
         n = len(self.base)
