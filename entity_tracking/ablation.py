@@ -82,18 +82,6 @@ def ablation_edits(
     return edits
 
 
-def ablated_predictions(
-    parts: ModelParts,
-    enc: Encoded,
-    keep: dict[str, set[Head]] | None,
-    means: torch.Tensor | None,
-    batch_size: int,
-    ablate_context: bool = True,
-) -> torch.Tensor:
-    """Argmax predictions at the last token with the ablation applied (``keep=None``: the plain model)."""
-    return ablated_logits(parts, enc, keep, means, batch_size, ablate_context).argmax(-1)
-
-
 def ablated_logits(
     parts: ModelParts,
     enc: Encoded,
@@ -226,19 +214,6 @@ class Ablator:
     def accuracy(self, keep: dict[str, set[Head]] | None, ablate_context: bool = True) -> float:
         """Accuracy (full precision) with everything but ``keep`` mean-ablated."""
         return float(accuracy(self.predictions(keep, ablate_context), self.enc.answer_ids)["accuracy"])
-
-
-def ablated_accuracy(
-    parts: ModelParts,
-    enc: Encoded,
-    keep: dict[str, set[Head]] | None,
-    means: torch.Tensor | None,
-    batch_size: int,
-    ablate_context: bool = True,
-) -> float:
-    """Accuracy (full precision) of the model with everything but ``keep`` mean-ablated."""
-    preds = ablated_predictions(parts, enc, keep, means, batch_size, ablate_context)
-    return float(accuracy(preds, enc.answer_ids)["accuracy"])
 
 
 def encode_mean_prompts(tokenizer: Any, records: Sequence[dict[str, Any]], vocab: Vocabulary, seed: int) -> Encoded:

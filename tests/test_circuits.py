@@ -12,9 +12,7 @@ import torch
 
 from entity_tracking.ablation import (
     Ablator,
-    ablated_accuracy,
     ablated_logits,
-    ablated_predictions,
     ablation_edits,
     encode_mean_prompts,
     mean_reference_prompts,
@@ -367,17 +365,17 @@ def test_ablating_everything_with_a_prompts_own_mean_changes_nothing(organism):
 
 def test_keeping_every_head_without_context_ablation_is_the_plain_model(organism):
     parts, enc, means = organism["parts"], organism["enc"], organism["means"]
-    plain = ablated_accuracy(parts, enc, None, means, batch_size=8)
+    ablator = Ablator(parts, enc, means, batch_size=8)
+    plain = ablator.accuracy(None)
     assert plain > 0.5  # the trained organism does the task
     keep = full_model_keep(3, 4)
-    assert ablated_accuracy(parts, enc, keep, means, batch_size=8, ablate_context=False) == plain
-    assert torch.equal(
-        ablated_predictions(parts, enc, keep, means, 8, ablate_context=False),
-        ablated_predictions(parts, enc, None, None, 8),
-    )
+    assert ablator.accuracy(keep, ablate_context=False) == plain
+    assert torch.equal(ablator.predictions(keep, ablate_context=False), ablator.predictions(None))
+    torch.testing.assert_close(ablated_logits(parts, enc, keep, means, 8, ablate_context=False),
+                               ablated_logits(parts, enc, None, None, 8), rtol=0, atol=0)  # fmt: skip
     # removing the strongest value fetcher at the last token (only there) costs accuracy
     without = full_model_keep(3, 4, [("last", (2, 1))])
-    assert ablated_accuracy(parts, enc, without, means, batch_size=8, ablate_context=False) < plain
+    assert ablator.accuracy(without, ablate_context=False) < plain
 
 
 def test_ablation_edits_reject_short_means(organism):
@@ -398,7 +396,7 @@ def test_original_circuit_evaluates_on_a_32_by_32_toy_llama(original_file, bos_t
     vocab = check_vocabulary(bos_tokenizer, objects)
     means = mean_z(parts, encode_mean_prompts(bos_tokenizer, small_data["ablation"], vocab, 1), batch_size=3)
     enc = encode_records(bos_tokenizer, small_data["eval"][:6], vocab)
-    acc = ablated_accuracy(parts, enc, keep, means, batch_size=6)
+    acc = Ablator(parts, enc, means, batch_size=6).accuracy(keep)
     assert 0.0 <= acc <= 1.0
     # the edits: kept heads untouched at their positions, everything else takes the mean
     positions = {cls: getattr(enc, cls) for cls in POSITIONS}
@@ -472,10 +470,11 @@ def test_ablator_equals_the_full_forward_definition(organism, bos_tokenizer, nob
         keeps.append(full_model_keep(3, 4, [(p, h) for p in POSITIONS for h in rng.sample(every, 3)]))
         for keep_runs in (True, False):
             ablator = Ablator(parts, enc, means, batch_size=4, keep_runs=keep_runs)
-            assert torch.equal(ablator.predictions(None), ablated_predictions(parts, enc, None, None, 8))
+            torch.testing.assert_close(
+                ablator.logits(None), ablated_logits(parts, enc, None, None, 8), rtol=0, atol=1e-5
+            )
             for keep in keeps:
                 for context in (True, False):
                     want = ablated_logits(parts, enc, keep, means, 8, ablate_context=context)
                     torch.testing.assert_close(ablator.logits(keep, context), want, rtol=0, atol=1e-5)
                     assert torch.equal(ablator.predictions(keep, context), want.argmax(-1)), (name, keep, context)
-                    assert ablator.accuracy(keep, context) == ablated_accuracy(parts, enc, keep, means, 8, context)
