@@ -4,8 +4,9 @@ Columns run in the direction information flows: structure reader -> position det
 the detectors' values) -> position transmitter (values) -> value fetcher (queries) -> logits.
 Heads are stacked by layer, lowest at the bottom. Each path-patching stage scored its senders
 through the previous stage's top heads (the stage's ``receivers`` in ``path_patching.json``): an
-edge joins every circuit head of a stage to every receiver of that stage. Receivers that
-minimality did not keep are drawn dashed.
+edge joins a circuit head of a stage to a receiver of that stage when the head sits in a lower
+layer (a head cannot reach a receiver of its own layer or below; path patching scores it 0).
+Receivers that minimality did not keep are drawn dashed.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def plot_circuit_diagram(
         for sender, (group, _) in EDGES.items():  # edges under the boxes
             for s in kept[sender]:
                 for r in receivers[group]:
+                    if s[0] >= r[0]:
+                        continue
                     (xs, ys), (xr, yr) = centres[(sender, s)], centres[(group, r)]
                     ax.plot([xs + 0.5, xr - 0.5], [ys, yr], color=GROUP_COLORS[sender], lw=0.9, alpha=0.5)
         for head in kept["value_fetcher"]:
