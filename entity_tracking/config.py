@@ -88,6 +88,12 @@ def build_config(overrides: dict[str, Any] | None = None, config_dir: str | Path
             )
     cmap_pairs(merged)
     knockout_models(merged)
+    small = [s for s in ("dcm_train", "dcm_val", "dcm_test") if merged["dataset"]["splits"][s] < 2]
+    if small:
+        raise ConfigError(
+            f"config key 'dataset.splits': DCM draws each base's source from another context of its split, so "
+            f"{small} need at least 2 contexts each. Fix: give them 2 or more (the paper used 1000/500/500 prompts)."
+        )
     return merged
 
 

@@ -15,11 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
 
 from entity_tracking.dataset import load_objects
 from entity_tracking.errors import ModelUnavailableError
-from entity_tracking.io import sha256_file, write_json
+from entity_tracking.io import read_json, sha256_file, write_json
 from entity_tracking.tokenization import Vocabulary, check_vocabulary, encode_records
 
 log = logging.getLogger(__name__)
@@ -80,8 +86,21 @@ def _hub_kwargs(ref: dict[str, Any], name: str, role: str) -> tuple[str, dict[st
     return ref["repo"], {"revision": ref["revision"]}
 
 
+GENERIC_FAST = ("PreTrainedTokenizerFast", "TokenizersBackend")
+
+
+def _saved_as_generic_fast(src: str) -> bool:
+    """Whether a local tokenizer was saved as a plain fast tokenizer (``tokenizer_class`` pinned, as our
+    checkpoints do). AutoTokenizer ignores that pin for some model types (transformers 5 picks Qwen2's own
+    tokenizer class for a Qwen2 config) and would silently tokenize differently."""
+    config = Path(src) / "tokenizer_config.json"
+    return config.is_file() and read_json(config).get("tokenizer_class") in GENERIC_FAST
+
+
 def _load_tokenizer(name: str, src: str, kwargs: dict[str, Any], trust: bool) -> PreTrainedTokenizerBase:
     try:
+        if _saved_as_generic_fast(src):
+            return PreTrainedTokenizerFast.from_pretrained(src, **kwargs)
         return AutoTokenizer.from_pretrained(src, use_fast=True, trust_remote_code=trust, **kwargs)
     except (OSError, ValueError) as err:
         raise _unavailable(name, f"the tokenizer from {src}", err) from err

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from entity_tracking.corpora import finetuning_corpus, pretraining_batch, scheduled
 from entity_tracking.dataset import LABELS, build_prompt, context_is_for_study, load_objects
@@ -171,11 +171,12 @@ def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
 
 
 def finetune(base_dir: str | Path, settings: dict[str, Any], out_dir: str | Path) -> str:
-    """Fine-tune the checkpoint in ``base_dir`` on a corpus without box statements (full or LoRA)."""
+    """Fine-tune the checkpoint in ``base_dir`` (any Llama/Mistral/Qwen2-style model with a fast tokenizer) on a
+    corpus without box statements (full or LoRA)."""
     out_dir = Path(out_dir)
     torch.manual_seed(settings["seed"])
     tokenizer = PreTrainedTokenizerFast.from_pretrained(base_dir)
-    model = LlamaForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     if settings["method"] == "lora":
         from peft import LoraConfig, get_peft_model
 

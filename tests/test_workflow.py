@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import REPO
 
@@ -156,33 +157,36 @@ def test_default_profile_is_byte_reproducible(default_run, tmp_path):
     assert [k for k in first if first[k] != second[k]] == []
 
 
-def test_finetunes_are_made_in_the_dag_from_a_local_base(tmp_path):
-    """A profile with a local base checkpoint (sha256-checked) and three fine-tunes made by the DAG."""
+def test_whole_study_on_a_qwen2_base_with_finetunes_made_in_the_dag(tmp_path):
+    """A tiny Qwen2-style base (grouped-query attention, q/k/v biases, no BOS token; sha256-checked local
+    checkpoint) and a LoRA fine-tune made by the DAG go through every rule: data, evaluation, path patching,
+    circuits, DCM, activation patching, CMAP, knockout, figures, claims."""
     from entity_tracking.io import sha256_file
-    from entity_tracking.organisms import organism_tokenizer, save_checkpoint
-    from entity_tracking.toy import build_model
+    from entity_tracking.organisms import save_checkpoint
+    from entity_tracking.toy import build_model, build_tokenizer
 
-    tok = organism_tokenizer()
-    save_checkpoint(
-        build_model(tok, layers=1, hidden=32, heads=2, kv_heads=2, intermediate=64), tok, tmp_path / "b", {}
-    )
+    tok = build_tokenizer("bytelevel")
+    model = build_model(tok, arch="qwen2", layers=2, hidden=32, heads=4, kv_heads=2, intermediate=64, seed=3)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # non-zero biases, so that they are part of every intervention
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    save_checkpoint(model, tok, tmp_path / "b", {})
     tune = {"steps": 8, "batch_size": 4, "lr": 0.001, "seed": 1}
+    splits = {"discovery": 2, "ablation": 1, "eval": 3, "dcm_train": 3, "dcm_val": 3, "dcm_test": 3}
     profile = {
         "profile": "plumbing",
         "device": "cpu",
-        "dataset": {"splits": {"discovery": 2, "ablation": 1, "eval": 3, "dcm_train": 0, "dcm_val": 0, "dcm_test": 0}},
+        "dataset": {"splits": splits},
+        "dcm": {"desiderata": ["positional", "object_value"], "additional_desiderata": ["no_comma"], "epochs": 1},
+        "activation_patching": {"repeats": 1},
         "models": {
             "base": {
                 "role": "base",
                 "source": "local",
                 "path": str(tmp_path / "b"),
                 "sha256": sha256_file(tmp_path / "b" / "model.safetensors"),
-            },
-            "chat": {
-                "role": "finetuned",
-                "base_model": "base",
-                "source": "finetune",
-                "finetune": {"corpus": "chat", "method": "full", **tune},
             },
             "lora": {
                 "role": "finetuned",
@@ -197,9 +201,22 @@ def test_finetunes_are_made_in_the_dag_from_a_local_base(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     root = tmp_path / "results" / "plumbing"
     rows = list(csv.DictReader((root / "accuracy.csv").open()))
-    assert [r["model"] for r in rows] == ["base", "chat", "lora"] and all(r["records"] == "21" for r in rows)
-    assert (root / "checkpoints" / "finetuned" / "chat" / "model.safetensors").is_file()
+    assert [r["model"] for r in rows] == ["base", "lora"] and all(r["records"] == "21" for r in rows)
     adapter = json.loads((root / "checkpoints" / "finetuned" / "lora" / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == "b"  # no absolute path in the saved adapter
     card = json.loads((root / "models" / "lora.json").read_text())
     assert card["source"]["adapter"]["merged"] is True
+    arch = card["architecture"]
+    assert (arch["heads"], arch["kv_heads"]) == (4, 2) and not card["example"]["tokens"][0].startswith("<")  # no BOS
+    for name in ("base", "lora"):
+        assert set(json.loads((root / "circuits" / name / "circuit.json").read_text())) == {
+            "value_fetcher", "pos_transmitter", "pos_detector", "struct_reader"}  # fmt: skip
+    dcm = list(csv.DictReader((root / "dcm.csv").open()))
+    assert len(dcm) == 2 * (4 * 2 + 1)
+    ap = list(csv.DictReader((root / "activation_patching.csv").open()))
+    assert {(r["circuit"], r["model"]) for r in ap} == {(c, m) for c in ("base", "lora") for m in ("base", "lora")}
+    cmap = list(csv.DictReader((root / "cmap.csv").open()))
+    assert {(r["source"], r["target"]) for r in cmap} == {("lora", "base")}
+    knock = list(csv.DictReader((root / "knockout.csv").open()))
+    assert len(knock) == 2 * 5 * 2  # models x conditions x start layers
+    assert (root / "claims.json").is_file() and (tmp_path / "figures" / "plumbing" / "accuracy.png").is_file()
