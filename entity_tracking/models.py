@@ -145,10 +145,18 @@ def load_model(
     elif kind == "gguf":
         from entity_tracking.gguf_import import convert_gguf
 
-        directory = convert_gguf(name, spec["files"], spec["sha256"], Path(cache_dir))
-        model = _load_weights(name, str(directory), {}, load_dtype, trust)
-        source.update({"files": spec["files"], "sha256": spec["sha256"], "converted": str(directory)})
-        src, kwargs = str(directory), {}
+        try:
+            directory = convert_gguf(name, spec["files"], spec["sha256"], Path(cache_dir))
+            src, kwargs = str(directory), {}
+            source.update({"files": spec["files"], "sha256": spec["sha256"], "converted": str(directory)})
+        except ModelUnavailableError as err:
+            if not spec.get("fallback"):
+                raise
+            log.warning("model %r: %s; loading the fallback %s instead", name, err, spec["fallback"])
+            src, kwargs = _hub_kwargs(spec["fallback"], name, "fallback model")
+            source.update({"fallback": spec["fallback"], "gguf_unavailable": str(err).split(". Fix:")[0]})
+        model = _load_weights(name, src, kwargs, load_dtype, trust)
+        source["resolved_commit"] = _commit(model) if kwargs else None
     else:  # the schema admits no other value
         raise ValueError(f"model {name!r}: unknown source {kind!r}")
 
@@ -223,18 +231,22 @@ def check_weights(name: str, directory: Path, expected: str) -> None:
 
 
 def checkpoint_dir(cfg: dict[str, Any], name: str) -> Path:
-    """Where the DAG writes a checkpoint it trains: fine-tunes, and retrained bases."""
-    kind = "finetuned" if cfg["models"][name]["source"] == "finetune" else "pretrained"
+    """Where the DAG writes a checkpoint it makes: fine-tunes, retrained bases, converted GGUF models."""
+    kind = {"finetune": "finetuned", "gguf": "converted"}.get(cfg["models"][name]["source"], "pretrained")
     return Path("results") / cfg["profile"] / "checkpoints" / kind / name
 
 
 def effective_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
-    """The spec actually loaded: fine-tunes and retrained bases point at the DAG's checkpoints.
+    """The spec actually loaded: fine-tunes, retrained bases and GGUF models point at the DAG's checkpoints
+    (a GGUF model is converted once, by rule ``convert_model``, into a plain checkpoint).
 
     A LoRA fine-tune is its base's spec plus the adapter, merged at load.
     """
     spec = cfg["models"][name]
     common = {"role": spec["role"], "dtype": spec.get("dtype", "float32")}
+    if spec["source"] == "gguf":
+        keep = {k: spec[k] for k in ("tokenizer", "adapter", "trust_remote_code") if k in spec}
+        return {"source": "local", "path": str(checkpoint_dir(cfg, name)), **common, **keep}
     if spec["source"] == "finetune":
         ckpt = str(checkpoint_dir(cfg, name))
         if spec["finetune"]["method"] == "lora":
@@ -251,7 +263,7 @@ def trained_inputs(cfg: dict[str, Any], name: str) -> list[str]:
     if spec["source"] == "finetune":
         base = trained_inputs(cfg, spec["base_model"]) if spec["finetune"]["method"] == "lora" else []
         return [*base, str(checkpoint_dir(cfg, name))]
-    if cfg.get("retrain_base") and spec.get("recipe"):
+    if spec["source"] == "gguf" or (cfg.get("retrain_base") and spec.get("recipe")):
         return [str(checkpoint_dir(cfg, name))]
     return []
 
@@ -266,6 +278,19 @@ def finetune_base_dir(cfg: dict[str, Any], name: str) -> str:
             "Fix: fine-tune from a local checkpoint or from a full (not LoRA) fine-tune."
         )
     return spec["path"]
+
+
+def convert_model(cfg: dict[str, Any], name: str, out_dir: str | Path) -> dict[str, Any]:
+    """Rule convert_model: load a GGUF model (or its fallback) once and save it as a plain checkpoint."""
+    spec = cfg["models"][name]
+    loaded = load_model(name, spec, device="cpu", cache_dir=cfg["model_cache"])
+    out_dir = Path(out_dir)
+    loaded.model.save_pretrained(out_dir)
+    loaded.tokenizer.save_pretrained(out_dir)
+    record = {"model": name, "source": {k: v for k, v in loaded.source.items() if k != "converted"}}
+    record["sha256"] = sha256_file(out_dir / "model.safetensors")
+    write_json(out_dir / "checkpoint.json", record)
+    return record
 
 
 def load_for_study(cfg: dict[str, Any], name: str) -> tuple[LoadedModel, Vocabulary]:

@@ -1,3 +1,15 @@
+rule convert_model:
+    """Load a GGUF model (sha256-checked; or its hub fallback) once and save it as a plain checkpoint."""
+    output:
+        directory(f"{RESULTS}/checkpoints/converted/{{model}}"),
+    params:
+        spec=lambda wc: config["models"][wc.model],
+    log:
+        f"{LOGS}/convert_model/{{model}}.log",
+    script:
+        "../scripts/convert_model.py"
+
+
 rule model_card:
     """Load a model (download, convert or build it), check its tokenizer, record its architecture."""
     input:

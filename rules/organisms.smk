@@ -22,6 +22,8 @@ rule finetune:
         directory(f"{RESULTS}/checkpoints/finetuned/{{model}}"),
     params:
         settings=lambda wc: config["models"][wc.model]["finetune"],
+    resources:
+        mem_mb=lambda wc: config["models"][wc.model].get("train_mem_mb", 1000),
     log:
         f"{LOGS}/finetune/{{model}}.log",
     script:
