@@ -35,8 +35,8 @@ def _bars(ax, xs: list[float], rows: list[dict[str, str]], width: float) -> None
         ax.text(x, float(r["ci_high"]) + 0.005, f"{acc:.2f}", ha="center", va="bottom", fontsize=7)
 
 
-def _limits(rows: list[dict[str, str]]) -> tuple[float, float]:
-    values = [float(r[k]) for r in rows for k in ("ci_low", "ci_high", "source_accuracy", "target_accuracy")]
+def _limits(rows: list[dict[str, str]], extra: list[float]) -> tuple[float, float]:
+    values = [float(r[k]) for r in rows for k in ("ci_low", "ci_high", "source_accuracy", "target_accuracy")] + extra
     return max(0.0, math.floor(20 * min(values)) / 20 - 0.05), min(1.0, max(values) + 0.06)
 
 
@@ -65,8 +65,8 @@ def plot_cmap(
             ax_out.set_xticks(range(len(out)), [f"{BAR_LABELS[r['group']]}\n{r['heads']} h" for r in out], fontsize=8)
             ref = paper.get(source, {})
             px = [i for i, r in enumerate(out) if ("full" if r["group"] == FULL else r["group"]) in ref]
+            py = [ref["full" if out[i]["group"] == FULL else out[i]["group"]] for i in px]
             if px:
-                py = [ref["full" if out[i]["group"] == FULL else out[i]["group"]] for i in px]
                 ax_out.scatter(px, py, marker="D", color="black", s=22, zorder=4)
             inp = [r for r in mine if r["kind"] == "input"]
             groups = list(dict.fromkeys(r["group"] for r in inp))
@@ -78,7 +78,7 @@ def plot_cmap(
                     ticks.append(f"{r['variant']}" + (f"\n{BAR_LABELS[g]}" if vi == len(variants) // 2 else ""))
             _bars(ax_in, xs, inp, 0.8)
             ax_in.set_xticks(xs, ticks, fontsize=8)
-            low, high = _limits(mine)
+            low, high = _limits(mine, py)
             for ax in (ax_out, ax_in):
                 ax.axhline(float(mine[0]["target_accuracy"]), color=TARGET, ls="--")
                 ax.axhline(float(mine[0]["source_accuracy"]), color=SOURCE, ls="--")
