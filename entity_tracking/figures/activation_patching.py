@@ -65,14 +65,14 @@ def plot_activation_patching(
         (_grid(rows, models, cols, "accuracy_mean"), _grid(rows, models, cols, "chance_floor_mean"))
         for cols, _ in panels
     ]
-    vmax = max([0.05] + [float(np.nanmax(m)) for m, _ in grids if np.isfinite(m).any()])
+    vmax = max([0.2] + [float(np.nanmax(m)) for m, _ in grids if np.isfinite(m).any()])
     repeats = rows[0]["repeats"]
     with style():
         width = 2.5 + 0.75 * max(len(cols) for cols, _ in panels)
         heights = [len(models)] * len(panels)
         fig, axes = plt.subplots(
             len(panels), 1, figsize=(width, 0.55 * len(models) * len(panels) + 1.6 * len(panels)), squeeze=False,
-            gridspec_kw={"height_ratios": heights, "hspace": 0.55},
+            gridspec_kw={"height_ratios": heights, "hspace": 0.4},
         )  # fmt: skip
         for ax, (cols, title), (mean, floor) in zip(axes[:, 0], panels, grids, strict=True):
             im = _heatmap(ax, mean, floor, vmax)
