@@ -52,3 +52,21 @@ CMAP = {
 }
 # §8: attention knockout last token -> correct object, Llama; accuracy by first knocked-out layer
 KNOCKOUT_LAST_TO_OBJECT = {0: 0.04, 31: 0.65}
+# §8: Llama's knockout curves, accuracy by first knocked-out layer s = 0..31 (the original's key s + 1);
+# the random-position controls were reported as ranges only (0.62-0.66 and 0.61-0.66).
+# fmt: off
+KNOCKOUT_CURVES = {
+    "last_to_correct_object": [
+        0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04,
+        0.06, 0.07, 0.07, 0.13, 0.21, 0.25, 0.41, 0.41, 0.56, 0.60, 0.61, 0.61, 0.61, 0.63, 0.65, 0.65,
+    ],
+    "last_to_query_label": [
+        0.37, 0.36, 0.36, 0.36, 0.36, 0.36, 0.37, 0.37, 0.37, 0.36, 0.35, 0.39, 0.51, 0.55, 0.55, 0.65,
+        0.65, 0.66, 0.66, 0.66, 0.66, 0.66, 0.65, 0.65, 0.65, 0.65, 0.66, 0.66, 0.66, 0.65, 0.66, 0.65,
+    ],
+    "query_label_to_prev_query_label": [
+        0.05, 0.05, 0.09, 0.09, 0.09, 0.13, 0.14, 0.19, 0.32, 0.51, 0.57, 0.59, 0.59, 0.59, 0.65, 0.65,
+        0.66, 0.66, 0.66, 0.66, 0.66, 0.66, 0.66, 0.66, 0.66, 0.66, 0.66, 0.66, 0.66, 0.66, 0.66, 0.66,
+    ],
+}
+# fmt: on

@@ -22,17 +22,28 @@ def circuit_files(model, prefix):
     }
 
 
-def paper_accuracy():
+def paper_values(name, key=None):
+    """The paper's numbers drawn on a figure of the paper profile (None elsewhere, or for other keys)."""
     from entity_tracking import paper
 
-    return paper.ACCURACY if PROFILE == paper.PROFILE else None
+    if PROFILE != paper.PROFILE:
+        return None
+    if name == "dcm":  # the paper's DCM ran on its own Llama circuit, which is our published-llama
+        found_in = DCM_CIRCUITS.get(key)
+        return {gd: acc for gd, (_, acc) in paper.DCM_LLAMA.items()} if found_in == paper.LLAMA else None
+    if name == "knockout":
+        return paper.KNOCKOUT_CURVES if key == paper.LLAMA else None
+    return {"accuracy": paper.ACCURACY, "cmap": paper.CMAP}[name]
+
+
+AP_CIRCUITS = [c for c in DCM_CIRCUITS if any(c in ap_circuits(m) for m in MODELS)]
 
 
 FIGURES = [
     {
         "name": "accuracy",
         "input": lambda wc: {"accuracy": f"{RESULTS}/accuracy.csv"},
-        "params": lambda wc: {"chance": 1 / config["dataset"]["num_boxes"], "paper": paper_accuracy()},
+        "params": lambda wc: {"chance": 1 / config["dataset"]["num_boxes"], "paper": paper_values("accuracy")},
     },
     {
         "name": "causal_impact",
@@ -64,6 +75,42 @@ FIGURES = [
             "path_patching": f"{RESULTS}/circuits/{wc.model}/path_patching.json",
         },
         "params": lambda wc: {"label": LABELS[wc.model]},
+    },
+    {
+        "name": "dcm",
+        "file": "dcm_{circuit}",
+        "wildcards": {"circuit": list(DCM_CIRCUITS)},
+        "input": lambda wc: {"dcm": f"{RESULTS}/dcm.csv"},
+        "params": lambda wc: {
+            "circuit": wc.circuit,
+            "label": LABELS.get(wc.circuit, wc.circuit),
+            "paper": paper_values("dcm", wc.circuit),
+        },
+    },
+    {
+        "name": "activation_patching",
+        "file": "activation_patching_{circuit}",
+        "wildcards": {"circuit": AP_CIRCUITS},
+        "input": lambda wc: {"activation_patching": f"{RESULTS}/activation_patching.csv"},
+        "params": lambda wc: {"circuit": wc.circuit, "models": MODELS, "labels": LABELS},
+    },
+    *(
+        [
+            {
+                "name": "cmap",
+                "input": lambda wc: {"cmap": f"{RESULTS}/cmap.csv"},
+                "params": lambda wc: {"labels": LABELS, "paper": paper_values("cmap")},
+            }
+        ]
+        if CMAP_PAIRS
+        else []
+    ),
+    {
+        "name": "knockout",
+        "file": "knockout_{model}",
+        "wildcards": {"model": KNOCKOUT_MODELS},
+        "input": lambda wc: {"knockout": f"{RESULTS}/knockout/{wc.model}.json"},
+        "params": lambda wc: {"label": LABELS[wc.model], "paper": paper_values("knockout", wc.model)},
     },
 ]
 

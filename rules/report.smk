@@ -10,6 +10,10 @@ CLAIM_INPUTS = {
     "faithfulness": [f"{RESULTS}/faithfulness/{c}/{m}.json" for c, m in PAIRS],
     "completeness": expand(f"{RESULTS}/completeness/{{model}}.json", model=MODELS),
     "overlap": f"{RESULTS}/circuit_overlap.json",
+    "dcm": [f"{RESULTS}/dcm/{c}/{g}/{d}.json" for c in DCM_CIRCUITS for g, d in DCM_JOBS],
+    "activation_patching": expand(f"{RESULTS}/activation_patching/{{model}}.json", model=MODELS),
+    "cmap": [f"{RESULTS}/cmap/{p}.json" for p in CMAP_PAIRS],
+    "knockout": expand(f"{RESULTS}/knockout/{{model}}.json", model=KNOCKOUT_MODELS),
 }
 
 

@@ -12,10 +12,14 @@ from typing import Any
 
 import torch
 
+from entity_tracking.activation_patching import write_activation_patching_table, write_dcm_table
 from entity_tracking.circuit_eval import write_completeness_table, write_faithfulness_table, write_overlap
-from entity_tracking.circuits import GROUPS, POSITION_OF, candidates, save_circuit, top_heads
+from entity_tracking.circuits import GROUPS, POSITION_OF, Circuit, candidates, save_circuit, top_heads
+from entity_tracking.cmap import OUTPUT_ORDER, write_cmap_table
+from entity_tracking.desiderata import ADDITIONAL, ORIGINAL
 from entity_tracking.evaluation import wilson_interval, write_accuracy_table
 from entity_tracking.io import write_json, write_safetensors
+from entity_tracking.knockout import CONDITIONS, write_knockout_table
 
 SIZES = {"value_fetcher": 3, "pos_transmitter": 2, "pos_detector": 3, "struct_reader": 2}
 DEFAULT_MODELS = {
@@ -32,21 +36,17 @@ PAPER_MODELS = {
 }
 
 
-def _eval(model: str, spec: dict[str, Any], acc: float, records: int = 500) -> dict[str, Any]:
+def _accuracy(acc: float, records: int = 500) -> dict[str, Any]:
+    """An accuracy entry as evaluation.accuracy writes it (``acc`` rounded to whole prompts)."""
     correct = round(acc * records)
     low, high = wilson_interval(correct, records)
-    return {
-        "model": model,
-        "label": spec.get("label", model),
-        "role": spec["role"],
-        "split": "eval",
-        "records": records,
-        "correct": correct,
-        "accuracy": correct / records,
-        "ci_low": low,
-        "ci_high": high,
-        "confidence": 0.95,
-    }
+    return {"records": records, "correct": correct, "accuracy": correct / records, "ci_low": low, "ci_high": high,
+            "confidence": 0.95}  # fmt: skip
+
+
+def _eval(model: str, spec: dict[str, Any], acc: float, records: int = 500) -> dict[str, Any]:
+    return {"model": model, "label": spec.get("label", model), "role": spec["role"], "split": "eval",
+            **_accuracy(acc, records)}  # fmt: skip
 
 
 def _scores(rng: torch.Generator, layers: int, heads: int) -> dict[str, torch.Tensor]:
@@ -90,12 +90,20 @@ def write_results(
     random_accuracy: dict[str, float] | None = None,
     completeness_gap: dict[str, float] | None = None,
     external: tuple[str, ...] = (),
+    dcm: dict[tuple[str, str, str], tuple[float, float]] | None = None,
+    activation_patching: dict[tuple[str, str, str, str], tuple[float, float]] | None = None,
+    cmap: dict[tuple[str, str], float] | None = None,
+    knockout: dict[tuple[str, str], list[float]] | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Write ``root/results/<profile>/...`` for ``models``; return the config the claims need.
 
-    ``external`` names extra circuits (copies of the first model's) evaluated on every model, like
-    the paper profile's published circuit. Unset circuit accuracies are 0.9 x the model's accuracy.
+    ``external`` names extra circuits (copies of the first model's, found in it) evaluated on every
+    model, like the paper profile's published circuit. Unset circuit accuracies are 0.9 x the
+    model's accuracy. The later stages (see :func:`write_stages`) take the overrides ``dcm``
+    ((circuit, group, desideratum) -> (test accuracy, chance floor)), ``activation_patching``
+    ((circuit, model, group, desideratum) -> (mean, floor)), ``cmap`` ((source, output group) ->
+    accuracy) and ``knockout`` ((model, condition) -> accuracy per start layer).
     """
     models = models or DEFAULT_MODELS
     accuracy, sizes, circuit_accuracy = accuracy or {}, sizes or {}, circuit_accuracy or {}
@@ -164,4 +172,124 @@ def write_results(
     names = list(circuits)
     files = [res / "circuits" / n / "circuit.json" for n in names]
     write_overlap(names, files, res / "circuit_overlap.csv", res / "circuit_overlap.json")
-    return {"profile": profile, "models": models, "dataset": {"num_boxes": 7}}
+    found_in = {name: next(iter(models)) for name in external}
+    write_stages(res, models, circuits, found_in, acc, layers, rng, dcm, activation_patching, cmap, knockout)
+    return {
+        "profile": profile,
+        "models": models,
+        "dataset": {"num_boxes": 7},
+        "circuit": {"external": {name: {"found_in": m} for name, m in found_in.items()}},
+    }
+
+
+FLOORS = {"positional": 0.05, "object_value": 0.0, "box_label_value": 0.05}  # others: 0.06
+
+
+def write_stages(
+    res: Path,
+    models: dict[str, dict[str, Any]],
+    circuits: dict[str, Circuit],
+    found_in: dict[str, str],
+    acc: dict[str, float],
+    layers: int,
+    rng: random.Random,
+    dcm: dict[tuple[str, str, str], tuple[float, float]] | None = None,
+    activation_patching: dict[tuple[str, str, str, str], tuple[float, float]] | None = None,
+    cmap: dict[tuple[str, str], float] | None = None,
+    knockout: dict[tuple[str, str], list[float]] | None = None,
+) -> None:
+    """DCM, activation patching, CMAP and knockout files and tables, in the formats of their rules.
+
+    Unset numbers are drawn: DCM and activation patching above their floors, CMAP around the
+    target's accuracy (an empty head set keeps it exactly), knockout curves that recover with s.
+    """
+    dcm, activation_patching, cmap, knockout = dcm or {}, activation_patching or {}, cmap or {}, knockout or {}
+    jobs = [(g, d) for g in GROUPS for d in ORIGINAL] + [("pos_transmitter", d) for d in ADDITIONAL]
+    dcm_circuits = {m: m for m in models} | found_in
+    selected, dcm_files = {}, []
+    for c, model in dcm_circuits.items():
+        for g, d in jobs:
+            heads = circuits[c][g]
+            chosen = heads[: rng.randint(1, len(heads))] if heads else []
+            floor = FLOORS.get(d, 0.06)
+            test, floor = dcm.get((c, g, d), (floor + (rng.uniform(0, 0.3) if chosen else 0.0), floor))
+            selected[(c, g, d)] = chosen
+            path = res / "dcm" / c / g / f"{d}.json"
+            write_json(path, {
+                "circuit": c, "model": model, "group": g, "desideratum": d, "position": POSITION_OF[g],
+                "heads": [list(h) for h in heads], "mask": [0.0 if h in chosen else 1.0 for h in heads],
+                "selected": [list(h) for h in chosen],
+                "validation": [{"step": 0, "loss": -1.0, "val_accuracy": test, "selected": len(chosen)}],
+                "best_step": 0, "val_accuracy": test, "test_accuracy": test, "chance_floor": floor,
+                "records": {"dcm_train": 504, "dcm_val": 252, "dcm_test": 504},
+            })  # fmt: skip
+            dcm_files.append(path)
+    write_dcm_table(dcm_files, res / "dcm.csv")
+
+    def stats(mean: float) -> dict[str, Any]:
+        return {"values": [mean] * 3, "mean": mean, "std": 0.0}
+
+    ap_files = []
+    for m in models:
+        cells: dict[str, Any] = {}
+        for c in dcm_circuits:
+            for g, d in jobs:
+                floor = FLOORS.get(d, 0.06)
+                drawn = floor + (rng.uniform(0, 0.3) if selected[(c, g, d)] else 0.0)
+                mean, floor = activation_patching.get((c, m, g, d), (drawn, floor))
+                heads = [list(h) for h in selected[(c, g, d)]]
+                cell = {"heads": heads, "accuracy": stats(mean), "chance_floor_mean": floor}
+                cells.setdefault(c, {}).setdefault(g, {})[d] = cell
+        path = res / "activation_patching" / f"{m}.json"
+        write_json(path, {
+            "model": m, "split": "dcm_test", "records": 504, "repeats": 3, "seeds": ["20:0", "20:1", "20:2"],
+            "chance_floor": {d: stats(FLOORS.get(d, 0.06)) for _, d in jobs}, "circuits": cells,
+        })  # fmt: skip
+        ap_files.append(path)
+    write_activation_patching_table(ap_files, res / "activation_patching.csv")
+
+    cmap_files = []
+    for source, spec in models.items():
+        target = spec.get("base_model")
+        if spec["role"] != "finetuned" or not target:
+            continue
+        sizes = {g: len(circuits[source][g]) for g in GROUPS} | {
+            "full_circuit": sum(map(len, circuits[source].values()))
+        }
+
+        def entry(n: int, value: float, base: float = acc[target]) -> dict[str, Any]:
+            return {"heads": n, "patched": n > 0, **_accuracy(value if n else base)}
+
+        output = {}
+        for g in OUTPUT_ORDER:
+            drawn = acc[target] + rng.uniform(-0.05, 0.1)
+            output[g] = {"positions": [], **entry(sizes[g], cmap.get((source, g), drawn))}
+        inputs: dict[str, Any] = {}
+        for g in ("value_fetcher", "pos_transmitter"):
+            for v in ("q", "k", "v", "qk", "qkv"):
+                drawn = acc[target] + rng.uniform(-0.05, 0.1)
+                inputs.setdefault(g, {})[v] = {"kv_heads": [], **entry(sizes[g], drawn)}
+        path = res / "cmap" / f"{source}__{target}.json"
+        write_json(path, {
+            "source": source, "target": target, "circuit": source, "circuit_of": "source", "records": 500,
+            "source_accuracy": _accuracy(acc[source]), "target_accuracy": _accuracy(acc[target]),
+            "head_sets": {g: {"from": "circuit", "heads": [list(h) for h in circuits[source][g]]} for g in GROUPS},
+            "output": output, "input": inputs,
+        })  # fmt: skip
+        cmap_files.append(path)
+    write_cmap_table(cmap_files, res / "cmap.csv")
+
+    knockout_files = []
+    for m in models:
+        conditions = {}
+        for name, (src, dst) in CONDITIONS.items():
+            low = acc[m] - 0.02 if dst == "random" else 0.05
+            curve = [low + (acc[m] - low) * s / max(1, layers - 1) for s in range(layers)]
+            values = knockout.get((m, name), curve)
+            rows = [{"start_layer": s, **_accuracy(v)} for s, v in enumerate(values)]
+            conditions[name] = {"from": src, "to": dst, "accuracy": [r["accuracy"] for r in rows], "curve": rows}
+        path = res / "knockout" / f"{m}.json"
+        write_json(path, {"model": m, "records": 500, "layers": layers, "seed": 5, "no_knockout": _accuracy(acc[m]),
+                          "conditions": conditions})  # fmt: skip
+        knockout_files.append(path)
+    write_knockout_table(knockout_files, res / "knockout.csv")

@@ -8,6 +8,7 @@ import torch
 
 from entity_tracking import paper
 from entity_tracking.circuit_eval import write_overlap
+from entity_tracking.circuits import GROUPS
 from entity_tracking.claims import (
     FAIL,
     NOT_APPLICABLE,
@@ -43,6 +44,12 @@ def _paper_results(tmp_path, **overrides):
         "random_accuracy": dict(paper.RANDOM_CIRCUIT_ACCURACY),
         "completeness_gap": dict(paper.COMPLETENESS),
         "external": (paper.PUBLISHED_LLAMA,),
+        "dcm": {(paper.LLAMA, g, d): (v, 0.05) for (g, d), (_, v) in paper.DCM_LLAMA.items()},
+        "activation_patching": {(paper.LLAMA, m, g, d): (v / 100, 0.05)
+                                for (g, d), per in paper.ACTIVATION_PATCHING.items() for m, v in per.items()},
+        "cmap": {(m, "full_circuit" if g == "full" else g): v
+                 for m, bars in paper.CMAP.items() for g, v in bars.items()},
+        "knockout": {(paper.LLAMA, k): v for k, v in paper.KNOCKOUT_CURVES.items()},
     }  # fmt: skip
     config = write_results(tmp_path, PAPER_MODELS, **(settings | overrides))
     # Llama's path-patching scores: the paper's strongest head of each stage, at the paper's score
@@ -58,12 +65,25 @@ def _paper_results(tmp_path, **overrides):
 def test_headline_numbers_pass_when_ours_are_the_papers(tmp_path):
     claims = [c for c in evaluate_claims(_paper_results(tmp_path)) if c.kind == "headline"]
     assert len(claims) == 67  # every number of spec §10
-    later = ("H.dcm.", "H.activation_patching.", "H.cmap.", "H.knockout.")
-    for c in claims:
-        if c.id.startswith(later):
-            assert c.verdict == NOT_COMPUTED and "no rule yet" in c.note and "results/paper/" in c.note, c
-        else:
-            assert c.verdict == PASS, c
+    assert all(c.verdict == PASS for c in claims), [c for c in claims if c.verdict != PASS]
+    by_id = _by_id(claims)
+    assert by_id["H.activation_patching.value_fetcher.object_value.goat-7b"].paper == 0.659  # 65.9 % as a fraction
+    assert by_id["H.dcm.pos_transmitter.positional"].ours["chance_floor"] == 0.05
+    assert by_id["H.knockout.31"].ours == 0.65 and by_id["H.cmap.float-7b.full"].ours["accuracy"] == 0.82
+
+
+def test_later_stage_headlines_fail_outside_tolerance_or_are_not_computed(tmp_path):
+    cmap = {(m, g): v for m, bars in paper.CMAP.items() for g, v in bars.items() if g != "full"}
+    cmap[(paper.GOAT, "pos_transmitter")] = 0.70  # the paper: 0.78
+    results = _paper_results(tmp_path, cmap=cmap)
+    (results.root / "dcm" / paper.LLAMA / "struct_reader" / "positional.json").unlink()
+    (results.root / "knockout" / f"{paper.LLAMA}.json").unlink()
+    claims = _by_id(evaluate_claims(results))
+    assert claims[f"H.cmap.{paper.GOAT}.pos_transmitter"].verdict == FAIL
+    assert claims[f"H.cmap.{paper.GOAT}.value_fetcher"].verdict == PASS
+    missing = claims["H.dcm.struct_reader.positional"]
+    assert missing.verdict == NOT_COMPUTED and "dcm/llama-7b/struct_reader/positional.json" in missing.note
+    assert claims["H.knockout.0"].verdict == NOT_COMPUTED and claims["H.dcm.pos_detector.positional"].verdict == PASS
 
 
 def test_headline_numbers_fail_outside_their_tolerance(tmp_path):
@@ -138,7 +158,7 @@ def test_qualitative_claims_on_constructed_results(tmp_path):
     assert claims[f"Q.complete.{base}"].verdict == PASS and claims[f"Q.complete.{chat}"].verdict == FAIL
     survives = claims[f"Q.base_circuit_survives.{full}"]  # same scores => not the same circuit; measured honestly
     assert survives.verdict in (PASS, FAIL) and 0 <= survives.ours["chance"] <= 1
-    assert claims["Q.dcm_functionality"].verdict == NOT_COMPUTED and claims["Q.cmap_lifts_base"].verdict == NOT_COMPUTED
+    assert {c.verdict for c in claims.values()} <= {PASS, FAIL, NOT_APPLICABLE}  # every input is there
 
 
 def test_base_circuit_survives_counts_shared_nodes(tmp_path):
@@ -187,3 +207,84 @@ def test_markdown_json_and_html_reports(tmp_path):
     assert html.count("<tr>") == len(claims) + 2 and "<b>not applicable</b>" in html
     write_claims(claims, "default", out / "again.md", out / "again.json")
     assert (out / "again.md").read_bytes() == (out / "c.md").read_bytes()
+
+
+def test_dcm_claims_against_the_chance_floor(tmp_path):
+    base, chat, *_ = DEFAULT_MODELS
+    sizes = {chat: {"value_fetcher": 2, "pos_transmitter": 0, "pos_detector": 2, "struct_reader": 2}}
+    dcm = {
+        (base, "pos_transmitter", "positional"): (0.30, 0.05),  # 0.25 above its floor
+        (base, "pos_detector", "positional"): (0.09, 0.05),  # 0.04 above: within noise
+        (base, "value_fetcher", "object_value"): (0.40, 0.0),
+        (base, "struct_reader", "positional"): (0.06, 0.05),  # near its floor, as in the paper
+        (chat, "struct_reader", "positional"): (0.20, 0.05),
+        **{(m, g, "box_label_value"): (0.06, 0.05) for m in (base, chat) for g in GROUPS},
+        (chat, "pos_detector", "box_label_value"): (0.25, 0.05),
+    }
+    ap = {(base, base, "pos_transmitter", "positional"): (0.28, 0.04)}
+    config = write_results(tmp_path, sizes=sizes, dcm=dcm, activation_patching=ap)
+    res = tmp_path / "results" / "default"
+    claims = _by_id(evaluate_claims(Results(res, config)))
+    pt = claims[f"Q.dcm_position_transmitter.{base}"]
+    assert pt.verdict == PASS and abs(pt.ours["above_floor"] - 0.25) < 1e-12 and pt.ours["patched_into_base"] == 0.28
+    assert "Activation patching into Base organism: 0.280 (chance floor 0.040)" in pt.note and "9-13 %" in pt.note
+    assert claims[f"Q.dcm_position_detector.{base}"].verdict == FAIL
+    assert claims[f"Q.dcm_object_value.{base}"].verdict == PASS
+    assert claims[f"Q.dcm_structure_reader_at_floor.{base}"].verdict == PASS
+    assert claims[f"Q.dcm_structure_reader_at_floor.{chat}"].verdict == FAIL
+    assert claims[f"Q.dcm_position_transmitter.{chat}"].verdict == NOT_APPLICABLE  # an empty group
+    assert claims[f"Q.dcm_box_label.{base}"].verdict == PASS
+    label = claims[f"Q.dcm_box_label.{chat}"]
+    assert label.verdict == FAIL and "PT" not in label.ours  # PT is empty
+    assert "tokenization bug" in label.note and "Above floor + 0.05: PD." in label.note
+    # a missing activation-patching file leaves the DCM verdict and says so; a missing DCM file does not
+    (res / "activation_patching" / f"{base}.json").unlink()
+    (res / "dcm" / chat / "value_fetcher" / "object_value.json").unlink()
+    claims = _by_id(evaluate_claims(Results(res, config)))
+    pt = claims[f"Q.dcm_position_transmitter.{base}"]
+    assert pt.verdict == PASS and pt.ours["patched_into_base"] is None and "not computed (needs" in pt.note
+    vf = claims[f"Q.dcm_object_value.{chat}"]
+    assert vf.verdict == NOT_COMPUTED and f"results/default/dcm/{chat}/value_fetcher/object_value.json" in vf.note
+
+
+def test_cmap_claims_lift_beyond_the_base_interval(tmp_path):
+    base, chat, lora, full = DEFAULT_MODELS
+    sizes = {lora: {"value_fetcher": 0, "pos_transmitter": 0, "pos_detector": 1, "struct_reader": 1}}
+    cmap = {(chat, "value_fetcher"): 0.75, (chat, "pos_transmitter"): 0.62, (full, "value_fetcher"): 0.70}
+    accuracy = {base: 0.60, chat: 0.80, lora: 0.70, full: 0.55}
+    config = write_results(tmp_path, accuracy=accuracy, sizes=sizes, cmap=cmap)
+    res = tmp_path / "results" / "default"
+    claims = _by_id(evaluate_claims(Results(res, config)))
+    vf = claims[f"Q.cmap_lifts_base.{chat}.value_fetcher"]
+    assert vf.verdict == PASS and abs(vf.ours["gap_closed"] - 0.75) < 1e-9 and "closes 75% of the gap" in vf.note
+    assert claims[f"Q.cmap_lifts_base.{chat}.pos_transmitter"].verdict == FAIL  # 0.62: inside [0.557, 0.642]
+    assert claims[f"Q.cmap_lifts_base.{lora}.value_fetcher"].verdict == NOT_APPLICABLE  # nothing patched
+    lifted = claims[f"Q.cmap_lifts_base.{full}.value_fetcher"]  # lifted, but the fine-tune is worse than the base
+    assert lifted.verdict == PASS and lifted.ours["gap_closed"] is None and "no gap to close" in lifted.note
+    (res / "cmap" / f"{chat}__{base}.json").unlink()
+    claim = _by_id(evaluate_claims(Results(res, config)))[f"Q.cmap_lifts_base.{chat}.value_fetcher"]
+    assert claim.verdict == NOT_COMPUTED and f"cmap/{chat}__{base}.json" in claim.note
+    one = write_results(tmp_path / "one", {base: DEFAULT_MODELS[base]})
+    claims = _by_id(evaluate_claims(Results(tmp_path / "one" / "results" / "default", one)))
+    assert claims["Q.cmap_lifts_base"].verdict == NOT_APPLICABLE
+
+
+def test_knockout_claims_compare_early_layers_with_the_random_control(tmp_path):
+    base, chat, *_ = DEFAULT_MODELS
+    knockout = {
+        (base, "last_to_query_label"): [0.10, 0.20, 0.60, 0.60],
+        (base, "last_to_random"): [0.58, 0.58, 0.58, 0.10],  # only s < 2 counts
+        (base, "query_label_to_prev_query_label"): [0.55, 0.55, 0.1, 0.1],
+        (base, "query_label_to_random"): [0.58, 0.58, 0.58, 0.58],
+    }
+    config = write_results(tmp_path, {base: DEFAULT_MODELS[base], chat: DEFAULT_MODELS[chat]}, layers=4,
+                           knockout=knockout)  # fmt: skip
+    res = tmp_path / "results" / "default"
+    (res / "knockout" / f"{chat}.json").unlink()
+    claims = _by_id(evaluate_claims(Results(res, config)))
+    ql = claims[f"Q.knockout.last_to_query_label.{base}"]
+    assert ql.verdict == PASS and abs(ql.ours["blocked"] - 0.15) < 1e-9 and abs(ql.ours["random"] - 0.58) < 1e-9
+    assert "s = 0..1" in ql.note
+    assert claims[f"Q.knockout.query_label_to_prev_query_label.{base}"].verdict == FAIL  # 0.03 below: not 0.05
+    missing = claims[f"Q.knockout.last_to_correct_object.{chat}"]
+    assert missing.verdict == NOT_COMPUTED and f"knockout/{chat}.json" in missing.note

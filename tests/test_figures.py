@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from entity_tracking import paper
 from entity_tracking.figures import PLOTS
 from tests.conftest import REPO
 from tests.synthetic import DEFAULT_MODELS, PAPER_MODELS, write_results
@@ -45,6 +46,20 @@ CALLS: dict[str, Callable[[Path], dict]] = {
         "path_patching": res / "circuits" / "organism-base" / "path_patching.json",
         "label": "Base organism",
     },
+    "dcm": lambda res: {
+        "dcm": res / "dcm.csv",
+        "circuit": "organism-base",
+        "label": "Base organism",
+        "paper": {("pos_transmitter", "positional"): 0.362},
+    },
+    "activation_patching": lambda res: {
+        "activation_patching": res / "activation_patching.csv",
+        "circuit": "organism-chat",
+        "models": list(DEFAULT_MODELS),
+        "labels": LABELS,
+    },
+    "cmap": lambda res: {"cmap": res / "cmap.csv", "labels": LABELS, "paper": {"organism-chat": {"full": 0.7}}},
+    "knockout": lambda res: {"knockout": res / "knockout" / "organism-base.json", "label": "Base organism"},
 }
 
 
@@ -73,7 +88,7 @@ def test_plot_writes_a_pdf_and_a_png(name, results, tmp_path):
 
 
 def test_figures_are_byte_deterministic(results, tmp_path):
-    for name in ("causal_impact", "faithfulness"):
+    for name in ("causal_impact", "faithfulness", "dcm", "activation_patching", "cmap", "knockout"):
         first = _draw(name, results, tmp_path / "a")
         second = _draw(name, results, tmp_path / "b")
         for a, b in zip(first, second, strict=True):
@@ -83,7 +98,15 @@ def test_figures_are_byte_deterministic(results, tmp_path):
 def test_paper_sized_circuits_and_missing_cells_draw(tmp_path):
     """Llama's geometry (32 x 32 heads, a 72-head circuit) and a faithfulness table with a pair missing."""
     sizes = {"value_fetcher": 40, "pos_transmitter": 7, "pos_detector": 20, "struct_reader": 5}
-    write_results(tmp_path, PAPER_MODELS, profile="paper", layers=32, heads=32, sizes={"llama-7b": sizes})
+    write_results(
+        tmp_path,
+        PAPER_MODELS,
+        profile="paper",
+        layers=32,
+        heads=32,
+        sizes={"llama-7b": sizes},
+        external=("published-llama",),
+    )
     res = tmp_path / "results" / "paper"
     llama = res / "circuits" / "llama-7b"
     PLOTS["circuit_diagram"](
@@ -97,13 +120,21 @@ def test_paper_sized_circuits_and_missing_cells_draw(tmp_path):
     )
     extra = ["published-llama", *PAPER_MODELS]
     PLOTS["faithfulness"](res / "faithfulness.csv", tmp_path / "f.pdf", tmp_path / "f.png", circuits=extra)
-    assert all((tmp_path / f).stat().st_size > 1000 for f in ("c.png", "i.png", "f.png"))
+    dcm_paper = {gd: v for gd, (_, v) in paper.DCM_LLAMA.items()}
+    PLOTS["dcm"](res / "dcm.csv", tmp_path / "d.pdf", tmp_path / "d.png", circuit="published-llama", paper=dcm_paper)
+    PLOTS["activation_patching"](res / "activation_patching.csv", tmp_path / "a.pdf", tmp_path / "a.png", "llama-7b")
+    PLOTS["cmap"](res / "cmap.csv", tmp_path / "m.pdf", tmp_path / "m.png", paper=paper.CMAP)
+    knockout = res / "knockout" / "llama-7b.json"
+    PLOTS["knockout"](knockout, tmp_path / "k.pdf", tmp_path / "k.png", paper=paper.KNOCKOUT_CURVES)
+    assert all((tmp_path / f).stat().st_size > 1000 for f in ("c.png", "i.png", "f.png", "d.png", "a.png", "m.png"))
+    assert (tmp_path / "k.png").stat().st_size > 1000
 
 
 def test_figure_and_claims_rules_run_through_snakemake_and_the_report(tmp_path):
     """The figure rules and rule claims on a synthetic results tree (upstream rules switched off), then --report."""
     write_results(tmp_path)
     figures = ["accuracy", "completeness", "faithfulness", "causal_impact_organism-chat", "circuit_organism-base"]
+    figures += ["dcm_organism-base", "activation_patching_organism-chat", "cmap", "knockout_organism-arith-full"]
     targets = [f"figures/default/{f}.{ext}" for f in figures for ext in ("pdf", "png")] + ["results/default/claims.md"]
     rules = ["claims", *(f"figure_{n}" for n in PLOTS)]
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path)]
@@ -128,3 +159,4 @@ def test_figure_and_claims_rules_run_through_snakemake_and_the_report(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     html = report.read_text(encoding="utf-8")
     assert "claims.html" in html and "accuracy.png" in html and "Causal impact of heads" in html
+    assert "cmap.png" in html and "Attention knockout" in html and "DCM (\\u00a76)" in html  # JSON-escaped

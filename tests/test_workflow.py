@@ -135,14 +135,19 @@ def test_default_profile_runs_end_to_end(default_run):
         random_pos = res["conditions"]["last_to_random"]["random_positions"]
         assert len(random_pos) == 504 and min(random_pos) >= 1
     # figures and the claims report
-    figures = ["accuracy", "completeness", "faithfulness"] + [f"causal_impact_{m}" for m in names[1:]]
-    for stem in figures + [f"circuit_{m}" for m in names]:
+    figures = ["accuracy", "completeness", "faithfulness", "cmap"] + [f"causal_impact_{m}" for m in names[1:]]
+    per_model = ("circuit", "dcm", "activation_patching", "knockout")
+    for stem in figures + [f"{kind}_{m}" for kind in per_model for m in names]:
         for ext in ("pdf", "png"):
             assert (default_run / "figures" / "default" / f"{stem}.{ext}").stat().st_size > 5000, stem
     claims = {c["id"]: c for c in json.loads((root / "claims.json").read_text())["claims"]}
     assert all(c["verdict"] == "not applicable" for c in claims.values() if c["kind"] == "headline")
     assert claims["Q.more_accurate.organism-chat"]["verdict"] == "fail"  # no organism fine-tune beats the base
-    assert claims["Q.cmap_lifts_base"]["verdict"] == "not computed"
+    assert not [c["id"] for c in claims.values() if c["verdict"] == "not computed"]  # every stage's claims
+    # chat is less accurate than the base: patching its value fetcher cannot lift the base beyond its interval
+    assert claims["Q.cmap_lifts_base.organism-chat.value_fetcher"]["verdict"] == "fail"
+    assert claims["Q.knockout.last_to_query_label.organism-base"]["verdict"] == "pass"  # 0.14 against 0.70
+    assert claims["Q.dcm_position_transmitter.organism-base"]["ours"]["chance_floor"] > 0
     assert "| Q.more_accurate.organism-chat |" in (root / "claims.md").read_text()
     again = _run(["--cores", "2", "--directory", str(default_run), "-n"], default_run)
     assert "Nothing to be done" in again.stdout + again.stderr  # finished work is kept

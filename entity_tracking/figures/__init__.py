@@ -12,10 +12,14 @@ import matplotlib
 matplotlib.use("Agg")  # before any pyplot import: files only, no display
 
 from entity_tracking.figures.accuracy import plot_accuracy
+from entity_tracking.figures.activation_patching import plot_activation_patching
 from entity_tracking.figures.causal_impact import plot_causal_impact
 from entity_tracking.figures.circuit_diagram import plot_circuit_diagram
+from entity_tracking.figures.cmap import plot_cmap
 from entity_tracking.figures.completeness import plot_completeness
+from entity_tracking.figures.dcm import plot_dcm
 from entity_tracking.figures.faithfulness import plot_faithfulness
+from entity_tracking.figures.knockout import plot_knockout
 
 PLOTS: dict[str, Callable[..., None]] = {
     "accuracy": plot_accuracy,
@@ -23,6 +27,10 @@ PLOTS: dict[str, Callable[..., None]] = {
     "completeness": plot_completeness,
     "faithfulness": plot_faithfulness,
     "circuit_diagram": plot_circuit_diagram,
+    "dcm": plot_dcm,
+    "activation_patching": plot_activation_patching,
+    "cmap": plot_cmap,
+    "knockout": plot_knockout,
 }
 
 __all__ = ["PLOTS", *(f.__name__ for f in PLOTS.values())]

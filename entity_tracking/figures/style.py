@@ -39,6 +39,8 @@ GROUP_SHORT: dict[str, str] = {
 }
 ROLE_COLORS: dict[str, str] = {"base": "#56B4E9", "finetuned": "#D55E00"}
 ROLE_LABELS: dict[str, str] = {"base": "base model", "finetuned": "fine-tuned model"}
+MAIN_DESIDERATA: tuple[str, ...] = ("positional", "object_value", "box_label_value")  # DCM, every group
+DESIDERATUM_SHORT: dict[str, str] = {"positional": "pos", "object_value": "obj", "box_label_value": "label"}
 MUTED = "#C8C8C8"  # candidates outside a circuit, empty cells
 INK = "#333333"  # reference lines, random draws
 DPI = 200
