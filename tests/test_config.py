@@ -59,7 +59,7 @@ def test_paper_profile_lists_the_four_models_with_revisions():
             {"models": {"ft": {"source": "finetune", "role": "finetuned", "finetune": {"method": "qlora"}}}},
             "config key 'models.ft.finetune.method'.*one of",
         ),
-        ({"profile": "nosuch"}, "unknown profile 'nosuch'.*\\['default', 'paper'\\]"),
+        ({"profile": "nosuch"}, "unknown profile 'nosuch'.*\\['default', 'paper', 'qwen'\\]"),
     ],
 )
 def test_bad_config_names_the_key_and_the_fix(override, expected):

@@ -32,6 +32,17 @@ def test_paper_profile_plans_offline(tmp_path):
     assert "results/paper/knockout/llama-7b.json" in out and "results/paper/knockout.csv" in out
 
 
+def test_qwen_profile_plans_offline(tmp_path):
+    res = _run(["-n", "--configfile", str(REPO / "config/profiles/qwen.yaml")], tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    assert "results/qwen/checkpoints/converted/qwen2.5-coder-0.5b" in out  # the GGUF is converted once
+    for model in ("qwen-arith-lora", "qwen-arith-full"):  # the fine-tunes are made in the DAG
+        assert f"results/qwen/checkpoints/finetuned/{model}" in out
+        assert f"results/qwen/cmap/{model}__qwen2.5-coder-0.5b.json" in out
+    assert "results/qwen/claims.md" in out
+
+
 def test_cmap_head_sets_from_dcm_are_inputs_of_the_rule(tmp_path):
     vf = '{"heads": {"value_fetcher": "dcm:box_label_value"}}'
     res = _run(["-n", "--config", f"cmap={vf}"], tmp_path)
