@@ -176,6 +176,7 @@ def finetune(base_dir: str | Path, settings: dict[str, Any], out_dir: str | Path
     torch.manual_seed(settings["seed"])
     tokenizer = PreTrainedTokenizerFast.from_pretrained(base_dir)
     model = LlamaForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    model.config._name_or_path = Path(base_dir).name  # peft's README names the base by it: no absolute path
     if settings["method"] == "lora":
         from peft import LoraConfig, get_peft_model
 
