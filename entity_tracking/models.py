@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from entity_tracking.dataset import load_objects
 from entity_tracking.errors import ModelUnavailableError
 from entity_tracking.io import sha256_file, write_json
+from entity_tracking.provenance import portable
 from entity_tracking.tokenization import Vocabulary, check_vocabulary, encode_records
 
 log = logging.getLogger(__name__)
@@ -268,7 +269,7 @@ def write_model_card(cfg: dict[str, Any], name: str, example: dict[str, Any], ou
         "label": spec.get("label", name),
         "role": spec["role"],
         "base_model": spec.get("base_model"),
-        "source": loaded.source,
+        "source": portable(loaded.source),  # {repo}/... instead of this checkout's absolute path
         "architecture": architecture(loaded),
         "device": str(loaded.device),
         "example": {

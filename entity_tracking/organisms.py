@@ -176,7 +176,8 @@ def finetune(base_dir: str | Path, settings: dict[str, Any], out_dir: str | Path
     torch.manual_seed(settings["seed"])
     tokenizer = PreTrainedTokenizerFast.from_pretrained(base_dir)
     model = LlamaForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    model.config._name_or_path = Path(base_dir).name  # peft's README names the base by it: no absolute path
+    # peft's README names the base by these (base_model, a tag): its directory's name, not its absolute path
+    model.name_or_path = model.config._name_or_path = Path(base_dir).name
     if settings["method"] == "lora":
         from peft import LoraConfig, get_peft_model
 
