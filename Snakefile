@@ -3,7 +3,7 @@
     snakemake --cores all                                          # CPU default profile
     snakemake --cores all --configfile config/profiles/paper.yaml  # the paper's 7B models (GPU)
     snakemake --report results/<profile>/report.html               # figures, claims, run times
-    snakemake verify                                               # the results equal the manifests
+    snakemake --cores 1 verify                                     # the results equal the manifests
 
 Rules live in rules/*.smk; each calls a thin script in scripts/, which calls the package
 entity_tracking. Outputs go to results/<profile>/ and figures/<profile>/, logs to logs/<profile>/.

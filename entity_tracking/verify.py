@@ -157,6 +157,10 @@ def compare_expected(
     """``(failures, notes)`` of a manifest against the expected one."""
     failures: list[str] = []
     notes: list[str] = []
+    if manifest.get("format") != expected.get("format"):
+        return [
+            f"FORMAT   the expected manifest has format {expected.get('format')}, this run {manifest.get('format')}"
+        ], []
     if manifest["profile"] != expected["profile"]:
         failures.append(f"PROFILE  {manifest['profile']!r} != expected {expected['profile']!r}")
     if keys := _changed_keys(manifest["config"], expected["config"]):
