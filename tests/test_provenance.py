@@ -213,3 +213,20 @@ def test_interrupted_directory_output_leaves_nothing(tmp_path: Path):
     with atomic_dir(target) as tmp:
         (tmp / "model.safetensors").write_bytes(b"whole")
     assert [p.name for p in target.iterdir()] == ["model.safetensors"] and len(list(tmp_path.iterdir())) == 1
+
+
+def test_saved_checkpoints_do_not_depend_on_how_the_base_was_loaded(tmp_path: Path):
+    """HF_HUB_OFFLINE makes transformers record local_files_only in tokenizer_config.json: not in ours."""
+    from transformers import PreTrainedTokenizerFast
+
+    from entity_tracking.organisms import save_checkpoint
+    from entity_tracking.toy import build_model
+
+    base = REPO / "models" / "organisms" / "base"
+    saved = []
+    for offline in (True, False):
+        tok = PreTrainedTokenizerFast.from_pretrained(base, local_files_only=offline)
+        out = tmp_path / str(offline)
+        save_checkpoint(build_model(tok, layers=1, hidden=16, heads=2, kv_heads=2, intermediate=32), tok, out, {})
+        saved.append((out / "tokenizer_config.json").read_bytes())
+    assert saved[0] == saved[1] and b"local_files_only" not in saved[0]
