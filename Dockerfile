@@ -1,7 +1,6 @@
 # The workflow's CUDA image (issue 9). Build and run (README, "Container"):
 #   docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD) -t entity-tracking .
-#   docker run --gpus all -v hf:/data/hf -v $PWD/out:/opt/app/results entity-tracking \
-#       snakemake --cores all --configfile config/profiles/paper.yaml
+#   docker run --gpus all -v et-hf:/data/hf entity-tracking snakemake --cores all --configfile config/profiles/paper.yaml
 #   docker run entity-tracking            # no GPU: the CPU default profile
 #
 # Base: NVIDIA's CUDA 13.0 runtime on Ubuntu 24.04 (PyPI's torch 2.13.0 is built for CUDA 13.0),
