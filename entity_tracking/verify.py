@@ -65,7 +65,7 @@ def diff_values(a: Any, b: Any, rtol: float, atol: float, where: str = "") -> st
     if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None or isinstance(a, str):
         return None if a == b else f"{where or 'value'}: {a!r} != {b!r}"
     if isinstance(a, int | float) and isinstance(b, int | float):
-        if math.isnan(a) and math.isnan(b):
+        if a == b or (math.isnan(a) and math.isnan(b)):  # equal infinities too
             return None
         return None if abs(a - b) <= atol + rtol * abs(b) else f"{where or 'value'}: {a!r} != {b!r}"
     if isinstance(a, dict) and isinstance(b, dict):
