@@ -3,6 +3,7 @@
     snakemake --cores all                                          # CPU default profile
     snakemake --cores all --configfile config/profiles/paper.yaml  # the paper's 7B models (GPU)
     snakemake --report results/<profile>/report.html               # figures, claims, run times
+    snakemake --cores 1 verify                                     # the results equal the manifests
 
 Rules live in rules/*.smk; each calls a thin script in scripts/, which calls the package
 entity_tracking. Outputs go to results/<profile>/ and figures/<profile>/, logs to logs/<profile>/.
@@ -22,6 +23,7 @@ BASEDIR = Path(workflow.basedir)
 # Make the package importable here and in every script job, installed or not.
 sys.path.insert(0, str(BASEDIR))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BASEDIR), os.environ.get("PYTHONPATH")) if p)
+os.environ.setdefault("PYTHONHASHSEED", "0")  # jobs iterate sets of strings in the same order on every run
 
 from entity_tracking.config import ConfigError, build_config  # noqa: E402
 from entity_tracking.dataset import SPLITS  # noqa: E402
@@ -71,19 +73,29 @@ include: "rules/report.smk"
 report: "report/workflow.rst"
 
 
+# The profile's results; the manifest (rules/provenance.smk) hashes every job that made them.
+FINAL_TARGETS = [
+    f"{RESULTS}/data/manifest.json",
+    *expand(f"{RESULTS}/models/{{model}}.json", model=MODELS),
+    f"{RESULTS}/accuracy.csv",
+    *expand(f"{RESULTS}/circuits/{{model}}/circuit.json", model=MODELS),
+    f"{RESULTS}/faithfulness.csv",
+    f"{RESULTS}/completeness.csv",
+    f"{RESULTS}/circuit_overlap.csv",
+    f"{RESULTS}/dcm.csv",
+    f"{RESULTS}/activation_patching.csv",
+    f"{RESULTS}/cmap.csv",
+    f"{RESULTS}/knockout.csv",
+    *FIGURE_FILES,
+    *rules.claims.output,
+]
+
+
+include: "rules/provenance.smk"
+
+
 rule all:
     default_target: True
     input:
-        f"{RESULTS}/data/manifest.json",
-        expand(f"{RESULTS}/models/{{model}}.json", model=MODELS),
-        f"{RESULTS}/accuracy.csv",
-        expand(f"{RESULTS}/circuits/{{model}}/circuit.json", model=MODELS),
-        f"{RESULTS}/faithfulness.csv",
-        f"{RESULTS}/completeness.csv",
-        f"{RESULTS}/circuit_overlap.csv",
-        f"{RESULTS}/dcm.csv",
-        f"{RESULTS}/activation_patching.csv",
-        f"{RESULTS}/cmap.csv",
-        f"{RESULTS}/knockout.csv",
-        FIGURE_FILES,
-        rules.claims.output,
+        FINAL_TARGETS,
+        rules.manifest.output,

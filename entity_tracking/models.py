@@ -26,6 +26,7 @@ from transformers import (
 from entity_tracking.dataset import load_objects
 from entity_tracking.errors import ModelUnavailableError
 from entity_tracking.io import read_json, sha256_file, write_json
+from entity_tracking.provenance import portable
 from entity_tracking.tokenization import Vocabulary, check_vocabulary, encode_records
 
 log = logging.getLogger(__name__)
@@ -287,7 +288,8 @@ def convert_model(cfg: dict[str, Any], name: str, out_dir: str | Path) -> dict[s
     out_dir = Path(out_dir)
     loaded.model.save_pretrained(out_dir)
     loaded.tokenizer.save_pretrained(out_dir)
-    record = {"model": name, "source": {k: v for k, v in loaded.source.items() if k != "converted"}}
+    source = {k: v for k, v in loaded.source.items() if k != "converted"}
+    record = {"model": name, "source": portable(source)}  # no absolute paths of this machine
     record["sha256"] = sha256_file(out_dir / "model.safetensors")
     write_json(out_dir / "checkpoint.json", record)
     return record
@@ -312,7 +314,7 @@ def write_model_card(cfg: dict[str, Any], name: str, example: dict[str, Any], ou
         "label": spec.get("label", name),
         "role": spec["role"],
         "base_model": spec.get("base_model"),
-        "source": loaded.source,
+        "source": portable(loaded.source),  # {repo}/... instead of this checkout's absolute path
         "architecture": architecture(loaded),
         "device": str(loaded.device),
         "example": {

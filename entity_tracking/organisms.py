@@ -42,6 +42,8 @@ def save_checkpoint(model: Any, tokenizer: PreTrainedTokenizerFast, out_dir: Pat
     config_file = out_dir / "tokenizer_config.json"
     tok_config = read_json(config_file)
     tok_config["tokenizer_class"] = "PreTrainedTokenizerFast"  # not the model type's own tokenizer class
+    for key in ("is_local", "local_files_only"):  # how the base was loaded (HF_HUB_OFFLINE), not the tokenizer
+        tok_config.pop(key, None)
     write_json(config_file, tok_config)
     adapter_config = out_dir / "adapter_config.json"
     if adapter_config.exists():  # peft saves target_modules from a set: fix the order for byte-identical files
@@ -177,6 +179,8 @@ def finetune(base_dir: str | Path, settings: dict[str, Any], out_dir: str | Path
     torch.manual_seed(settings["seed"])
     tokenizer = PreTrainedTokenizerFast.from_pretrained(base_dir)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    # peft's README names the base by these (base_model, a tag): its directory's name, not its absolute path
+    model.name_or_path = model.config._name_or_path = Path(base_dir).name
     if settings["method"] == "lora":
         from peft import LoraConfig, get_peft_model
 

@@ -7,6 +7,7 @@ import os
 import random
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,11 +19,13 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def configure(threads: int = 1, seed: int = 0, log_file: str | Path | None = None) -> logging.Logger:
+def configure(threads: int = 1, seed: int = 0, log_file: str | Path | None = None, job: Any = None) -> logging.Logger:
     """Set torch threads, seeds and deterministic kernels; log to stderr and ``log_file``.
 
     One intra-op thread per job is much faster for small models on small CPUs (OpenMP spin-waits);
-    snakemake runs jobs in parallel instead.
+    snakemake runs jobs in parallel instead. With ``job`` (a rule script's ``snakemake`` object)
+    the job is recorded for the hash manifest when the script finishes without an error
+    (``entity_tracking.provenance``).
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -38,4 +41,8 @@ def configure(threads: int = 1, seed: int = 0, log_file: str | Path | None = Non
     )
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if job is not None:
+        from entity_tracking.provenance import record_on_success
+
+        record_on_success(job, seed=seed, threads=threads)
     return logging.getLogger("entity_tracking")

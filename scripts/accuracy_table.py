@@ -4,5 +4,5 @@ from entity_tracking.evaluation import write_accuracy_table
 from entity_tracking.runtime import configure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-configure(1, 0, sm.log[0])
+configure(1, 0, sm.log[0], job=sm)
 write_accuracy_table(sm.input, sm.output[0])

@@ -4,5 +4,5 @@ from entity_tracking.claims import run_claims
 from entity_tracking.runtime import configure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-configure(1, 0, sm.log[0])
+configure(1, 0, sm.log[0], job=sm)
 run_claims(sm.params.root, sm.config, sm.output.md, sm.output.json, sm.output.html)

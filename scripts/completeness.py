@@ -4,5 +4,5 @@ from entity_tracking.circuit_eval import run_completeness
 from entity_tracking.runtime import configure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-configure(sm.config["threads"], sm.params.settings["seed"], sm.log[0])
+configure(sm.config["threads"], sm.params.settings["seed"], sm.log[0], job=sm)
 run_completeness(sm.config, sm.wildcards.model, sm.input.circuit, sm.input.data, sm.input.means, sm.output[0])

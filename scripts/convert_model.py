@@ -1,8 +1,10 @@
 """Rule convert_model: a GGUF model (or its fallback) saved once as a plain checkpoint."""
 
+from entity_tracking.io import atomic_dir
 from entity_tracking.models import convert_model
 from entity_tracking.runtime import configure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-configure(sm.config["threads"], 0, sm.log[0])
-convert_model(sm.config, sm.wildcards.model, sm.output[0])
+configure(sm.config["threads"], 0, sm.log[0], job=sm)
+with atomic_dir(sm.output[0]) as tmp:  # a killed job leaves no half-written checkpoint
+    convert_model(sm.config, sm.wildcards.model, tmp)

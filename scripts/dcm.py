@@ -6,7 +6,7 @@ from entity_tracking.dcm import run_dcm
 from entity_tracking.runtime import configure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-configure(sm.config["threads"], sm.params.settings["seed"], sm.log[0])
+configure(sm.config["threads"], sm.params.settings["seed"], sm.log[0], job=sm)
 data = {Path(f).stem: f for f in sm.input.data}
 desiderata_dir = Path(sm.input.desiderata[0]).parent.parent
 out_root = Path(sm.output[0]).parent.parent.parent

@@ -7,6 +7,6 @@ from entity_tracking.io import read_jsonl
 from entity_tracking.runtime import configure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-configure(sm.config["threads"], sm.params.seed, sm.log[0])
+configure(sm.config["threads"], sm.params.seed, sm.log[0], job=sm)
 records = {Path(f).stem: read_jsonl(f) for f in sm.input}
 write_desiderata(records, sm.params.desiderata, sm.params.seed, Path(sm.output.manifest).parent)

@@ -4,5 +4,5 @@ from entity_tracking.circuits import load_circuit, save_circuit
 from entity_tracking.runtime import configure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-configure(sm.config["threads"], 0, sm.log[0])
+configure(sm.config["threads"], 0, sm.log[0], job=sm)
 save_circuit(sm.output[0], load_circuit(sm.input[0]))

@@ -4,6 +4,6 @@ from entity_tracking.dataset import write_dataset
 from entity_tracking.runtime import configure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-log = configure(sm.config["threads"], sm.config["dataset"]["seed"], sm.log[0])
+log = configure(sm.config["threads"], sm.config["dataset"]["seed"], sm.log[0], job=sm)
 manifest = write_dataset(sm.params.dataset, out_dir=sm.output.manifest.rsplit("/", 1)[0])
 log.info("wrote %s", {k: v["records"] for k, v in manifest["splits"].items()})

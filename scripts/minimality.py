@@ -4,7 +4,7 @@ from entity_tracking.minimality import run_minimality
 from entity_tracking.runtime import configure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-configure(sm.config["threads"], sm.config["dataset"]["seed"], sm.log[0])
+configure(sm.config["threads"], sm.config["dataset"]["seed"], sm.log[0], job=sm)
 run_minimality(
     sm.config, sm.wildcards.model, sm.input.scores, sm.input.data, sm.input.means, sm.output.circuit, sm.output.report
 )

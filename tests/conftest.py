@@ -71,3 +71,10 @@ TOY_MODELS = {
 def toy_config() -> dict[str, Any]:
     """A custom profile of two tiny models built in code (Llama with BOS, Qwen2 without)."""
     return build_config({"profile": "toy", "device": "cpu", "models": TOY_MODELS}, REPO / "config")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the default profile's DAG run (fixture ``default_run``) are ``workflow`` tests."""
+    for item in items:
+        if "default_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.workflow)

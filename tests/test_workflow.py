@@ -1,8 +1,9 @@
-"""The Snakemake DAG end to end: the default profile runs and is byte-reproducible; the paper DAG plans offline."""
+"""The Snakemake DAG end to end: the default profile runs and matches its expected manifest; the paper DAG plans."""
 
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,9 +61,17 @@ def test_misspelt_config_key_stops_the_run_naming_it(tmp_path):
     assert "config key 'dataset'" in out and "'sed' was unexpected" in out
 
 
-def _outputs(root: Path) -> dict[str, bytes]:
-    files = sorted([*(root / "results").rglob("*"), *(root / "figures").rglob("*")])
-    return {str(p.relative_to(root)): p.read_bytes() for p in files if p.is_file()}
+def _outputs(root: Path) -> set[str]:
+    """Every file the run left under results/ and figures/, but the job records and the manifest's own files."""
+    files = [*(root / "results").rglob("*"), *(root / "figures").rglob("*")]
+    skip = {"results/default/manifest.json", "results/default/provenance.json"}
+    names = {str(p.relative_to(root)) for p in files if p.is_file()}
+    return {n for n in names if n not in skip and "/.provenance/" not in n}
+
+
+def _verify(root: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "entity_tracking.verify", "--root", str(root), *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -164,15 +173,37 @@ def test_default_profile_runs_end_to_end(default_run):
     assert "Nothing to be done" in again.stdout + again.stderr  # finished work is kept
 
 
-def test_default_profile_is_byte_reproducible(default_run, tmp_path):
-    res = _run(["--cores", "2", "--directory", str(tmp_path)], tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    first, second = _outputs(default_run), _outputs(tmp_path)
-    assert first.keys() == second.keys() and len(first) > 10
-    assert any(k.endswith("organism-arith-full/model.safetensors") for k in first)  # fine-tune hashes compared too
-    assert [k for k in first if first[k] != second[k]] == []
+def test_default_profile_is_byte_reproducible(default_run):
+    """One fresh run equals the committed expected manifest byte for byte (results/expected/default-manifest.json,
+    made by another run in another directory): the same inputs give the same files, run after run."""
+    res = _verify(default_run)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "compared with the expected manifest" in res.stdout
+    manifest = json.loads((default_run / "results" / "default" / "manifest.json").read_text())
+    assert _outputs(default_run) == set(manifest["files"])  # every output is hashed, nothing else is there
+    assert any(k.endswith("organism-arith-full/model.safetensors") for k in manifest["files"])  # fine-tunes too
+    assert "{repo}/models/organisms/base/model.safetensors" in manifest["sources"]  # the shipped base, hashed
+    provenance = json.loads((default_run / "results" / "default" / "provenance.json").read_text())
+    assert provenance["device"]["gpu"] == "cpu" and provenance["environment"]["packages"]["torch"].startswith("2.13")
 
 
+def test_verify_names_an_edited_intermediate_and_a_missing_figure(default_run, tmp_path):
+    copy = tmp_path / "run"
+    for top in ("results", "figures"):
+        shutil.copytree(default_run / top, copy / top)
+    circuit = copy / "results" / "default" / "circuits" / "organism-base" / "circuit.json"
+    circuit.write_text(circuit.read_text().replace("[", "[ ", 1))  # the same JSON, other bytes
+    (copy / "figures" / "default" / "accuracy.png").unlink()
+    res = _verify(copy, "--expected", "none")  # the files against the run's own manifest
+    assert res.returncode == 1
+    problems = [line for line in res.stderr.splitlines() if not line.startswith("FAIL")]
+    assert problems == [
+        "MISSING  figures/default/accuracy.png",
+        "CHANGED  results/default/circuits/organism-base/circuit.json (sha256 differs from the manifest)",
+    ]
+
+
+@pytest.mark.workflow
 def test_whole_study_on_a_qwen2_base_with_finetunes_made_in_the_dag(tmp_path):
     """A tiny Qwen2-style base (grouped-query attention, q/k/v biases, no BOS token; sha256-checked local
     checkpoint) and a LoRA fine-tune made by the DAG go through every rule: data, evaluation, path patching,

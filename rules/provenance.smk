@@ -1,0 +1,33 @@
+# Reproducibility (issue 9): every job's script records its outputs, inputs, parameters and code
+# version (entity_tracking.provenance); rule manifest merges the records of the jobs behind
+# FINAL_TARGETS into results/<profile>/manifest.json and writes the run's provenance.json;
+# rule verify (not part of `all`) checks the files against it and against the expected manifest
+# results/expected/<profile>-manifest.json when one is committed.
+
+
+rule manifest:
+    """The hash manifest of the profile (sha256 of every output, each job's inputs and parameters) and the
+    run's provenance (packages, Python, torch, CUDA, GPU, image, git commit, lock-file hashes)."""
+    input:
+        FINAL_TARGETS,
+    output:
+        manifest=f"{RESULTS}/manifest.json",
+        provenance=f"{RESULTS}/provenance.json",
+    params:
+        targets=FINAL_TARGETS,
+    log:
+        f"{LOGS}/manifest.log",
+    script:
+        "../scripts/manifest.py"
+
+
+rule verify:
+    """Recompute every hash of the manifest and compare with the expected manifest; fails naming each file
+    that differs or is missing (`python -m entity_tracking.verify --help` for tolerances and other manifests)."""
+    input:
+        rules.manifest.output.manifest,
+    run:
+        from entity_tracking.verify import main as verify_main
+
+        if verify_main(["--profile", PROFILE]) != 0:
+            raise WorkflowError(f"verify: the results of profile {PROFILE!r} differ from their manifests (listed above)")

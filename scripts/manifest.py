@@ -1,0 +1,9 @@
+"""Rule manifest: merge the job records into results/<profile>/manifest.json and write provenance.json."""
+
+from entity_tracking.provenance import write_manifest
+from entity_tracking.runtime import configure
+
+sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+log = configure(1, 0, sm.log[0])
+manifest = write_manifest(sm.config["profile"], sm.params.targets, sm.config, sm.output.manifest, sm.output.provenance)
+log.info("manifest: %d files from %d jobs", len(manifest["files"]), len(manifest["jobs"]))

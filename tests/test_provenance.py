@@ -1,0 +1,232 @@
+"""Job records, the hash manifest and verify on a small hand-made results tree; atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from entity_tracking.io import atomic_dir, atomic_write, write_json
+from entity_tracking.provenance import (
+    REPO,
+    ManifestError,
+    build_manifest,
+    canonical,
+    portable,
+    read_records,
+    write_manifest,
+    write_record,
+)
+from entity_tracking.verify import main as verify_main
+from entity_tracking.verify import verify
+
+PROFILE = "mini"
+CONFIG = {"profile": PROFILE, "seed": 3, "models": {"m": {"path": f"{REPO}/models/organisms/base"}}}
+
+
+class Named(dict):
+    """Stands in for Snakemake's named lists (``.items()`` and attribute access)."""
+
+    __getattr__ = dict.__getitem__
+
+
+def job(rule: str, inputs: list[str], outputs: list[str], params: dict[str, Any], **wildcards: str) -> SimpleNamespace:
+    return SimpleNamespace(
+        rule=rule,
+        input=inputs,
+        output=outputs,
+        params=Named(params),
+        wildcards=Named(wildcards),
+        config=CONFIG,
+    )
+
+
+def run_mini(scale: float = 2.0) -> dict[str, Any]:
+    """A two-job 'workflow' run by hand in the current directory: data -> table (a parameter), records, manifest."""
+    res = Path("results") / PROFILE
+    write_json(res / "data.json", {"values": [1.0, 2.0, 3.0]})
+    write_record(job("data", [f"{REPO}/config/config.yaml"], [str(res / "data.json")], {}), seed=3, threads=1)
+    values = json.loads((res / "data.json").read_text())["values"]
+    write_json(res / "table.json", {"scaled": [v * scale for v in values], "device": "cpu"})
+    table = job("table", [str(res / "data.json")], [str(res / "table.json")], {"scale": scale}, model="m")
+    write_record(table, seed=3, threads=1)
+    manifest = write_manifest(PROFILE, [str(res / "table.json")], CONFIG, res / "manifest.json", res / "prov.json")
+    return manifest
+
+
+@pytest.fixture
+def mini(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    run_mini()
+    return tmp_path
+
+
+def _expected(root: Path) -> Path:
+    expected = root / "expected.json"
+    expected.write_bytes((root / "results" / PROFILE / "manifest.json").read_bytes())
+    return expected
+
+
+def test_manifest_records_hashes_inputs_params_and_code(mini: Path):
+    manifest = json.loads((mini / "results" / PROFILE / "manifest.json").read_text())
+    assert set(manifest["files"]) == {f"results/{PROFILE}/data.json", f"results/{PROFILE}/table.json"}
+    assert list(manifest["sources"]) == ["{repo}/config/config.yaml"]  # a file no job made
+    table = manifest["jobs"]["table[model=m]"]
+    assert table["params"] == {"scale": 2.0} and table["seed"] == 3 and table["wildcards"] == {"model": "m"}
+    assert table["inputs"] == [f"results/{PROFILE}/data.json"] and table["outputs"] == [f"results/{PROFILE}/table.json"]
+    record = json.loads((mini / "results" / PROFILE / ".provenance" / "table" / "model=m.json").read_text())
+    assert record["inputs"] == {f"results/{PROFILE}/data.json": manifest["files"][f"results/{PROFILE}/data.json"]}
+    assert len(table["code"]["sources_sha256"]) == 64 and "git_commit" in table["code"]
+    assert manifest["config"]["models"]["m"]["path"] == "{repo}/models/organisms/base"  # no absolute path
+    assert (mini / "results" / PROFILE / "manifest.json").read_text() == canonical(manifest)
+    prov = json.loads((mini / "results" / PROFILE / "prov.json").read_text())
+    assert prov["device"]["gpu"] == "cpu" and prov["environment"]["packages"]["torch"].startswith("2.")
+    assert list(prov["jobs_per_environment"].values()) == [2]
+
+
+def test_verify_passes_on_an_untouched_run(mini: Path, capsys):
+    assert verify_main(["--profile", PROFILE, "--root", str(mini), "--expected", str(_expected(mini))]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_tampered_file_fails_naming_it(mini: Path, capsys):
+    expected = _expected(mini)
+    table = mini / "results" / PROFILE / "table.json"
+    table.write_text(table.read_text().replace("2.0", "2.5"))
+    assert verify_main(["--profile", PROFILE, "--root", str(mini), "--expected", str(expected)]) == 1
+    err = capsys.readouterr().err
+    assert f"CHANGED  results/{PROFILE}/table.json" in err and "data.json" not in err
+
+
+def test_deleted_file_fails_naming_it_missing(mini: Path):
+    (mini / "results" / PROFILE / "data.json").unlink()
+    failures, _ = verify(mini, PROFILE)
+    assert failures == [f"MISSING  results/{PROFILE}/data.json"]
+
+
+def test_edited_parameter_changes_the_record_and_fails_against_the_expected(mini: Path):
+    expected = _expected(mini)
+    before = json.loads(expected.read_text())
+    run_mini(scale=3.0)  # the same 'workflow' with another parameter
+    after = json.loads((mini / "results" / PROFILE / "manifest.json").read_text())
+    assert after["jobs"]["table[model=m]"]["params"] == {"scale": 3.0}
+    assert after["files"][f"results/{PROFILE}/table.json"] != before["files"][f"results/{PROFILE}/table.json"]
+    failures, _ = verify(mini, PROFILE, expected=expected)
+    assert "PARAMS   table[model=m]: params differs from the expected (scale)" in failures
+    assert f"DIFFERS  results/{PROFILE}/table.json (sha256 differs from the expected manifest)" in failures
+    assert not any("data.json" in f for f in failures)  # what did not change is not blamed
+
+
+def test_manifest_refuses_records_that_do_not_match_the_files(mini: Path):
+    res = mini / "results" / PROFILE
+    (res / "data.json").write_text('{"values": [9]}\n')  # edited after its job, before the manifest
+    with pytest.raises(ManifestError, match=f"results/{PROFILE}/data.json changed since its job recorded it"):
+        build_manifest(PROFILE, [str(res / "table.json")], CONFIG, read_records(res))
+    with pytest.raises(ManifestError, match="no job record"):
+        build_manifest(PROFILE, [str(res / "prov.json")], CONFIG, read_records(res))
+
+
+def test_tolerance_against_a_reference_tree(mini: Path, tmp_path_factory):
+    """A GPU-like run: numbers off by 1e-9 pass with a tolerance and a reference tree holding the expected files."""
+    expected = _expected(mini)
+    reference = tmp_path_factory.mktemp("reference")
+    shutil.copytree(mini / "results", reference / "results")  # e.g. the authors' published results
+    res = mini / "results" / PROFILE
+    table = res / "table.json"
+    write_json(table, {"scaled": [2.0 + 1e-9, 4.0, 6.0], "device": "cuda:0"})
+    write_record(job("table", [f"results/{PROFILE}/data.json"], [str(table)], {"scale": 2.0}, model="m"), 3, 1)
+    write_manifest(PROFILE, [str(table)], CONFIG, res / "manifest.json", res / "prov.json")
+    args = ["--profile", PROFILE, "--root", str(mini), "--expected", str(expected)]
+    assert verify_main(args) == 1  # bytes differ
+    assert verify_main([*args, "--reference", str(reference), "--rtol", "1e-6"]) == 0
+    write_json(table, {"scaled": [2.1, 4.0, 6.0], "device": "cpu"})
+    write_record(job("table", [f"results/{PROFILE}/data.json"], [str(table)], {"scale": 2.0}, model="m"), 3, 1)
+    write_manifest(PROFILE, [str(table)], CONFIG, res / "manifest.json", res / "prov.json")
+    failures, _ = verify(mini, PROFILE, expected=expected, reference=reference, rtol=1e-6)
+    assert failures == [f"DIFFERS  results/{PROFILE}/table.json beyond rtol=1e-06, atol=0: scaled[0]: 2.1 != 2.0"]
+
+
+def test_portable_paths(tmp_path: Path):
+    assert portable(f"{REPO}/models/x") == "{repo}/models/x"
+    assert portable(str(tmp_path / "results" / "a.json"), workdir=tmp_path) == "results/a.json"
+    assert portable({"p": [str(REPO)], "n": 1, "t": (1, "/etc/x")}) == {"p": ["{repo}"], "n": 1, "t": [1, "/etc/x"]}
+
+
+RECORDING_SCRIPT = """
+import sys
+from types import SimpleNamespace
+from entity_tracking.provenance import record_on_success
+class Named(dict):
+    __getattr__ = dict.__getitem__
+out = "results/mini/out.txt"
+job = SimpleNamespace(rule="r", input=[], output=[out], params=Named(), wildcards=Named(), config={"profile": "mini"})
+record_on_success(job, seed=1, threads=1)
+import os; os.makedirs("results/mini", exist_ok=True); open(out, "w").write("x")
+if sys.argv[1] == "fail":
+    raise RuntimeError("the job failed after writing its output")
+"""
+
+
+@pytest.mark.parametrize("outcome", ["ok", "fail"])
+def test_a_job_is_recorded_only_when_its_script_succeeds(tmp_path: Path, outcome: str):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    res = subprocess.run(
+        [sys.executable, "-c", RECORDING_SCRIPT, outcome], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    record = tmp_path / "results" / "mini" / ".provenance" / "r.json"
+    assert (res.returncode == 0) == (outcome == "ok"), res.stderr
+    assert record.is_file() == (outcome == "ok")
+    if outcome == "ok":
+        assert list(json.loads(record.read_text())["outputs"]) == ["results/mini/out.txt"]
+
+
+def test_interrupted_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path):
+    target = tmp_path / "out.json"
+    write_json(target, {"old": True})
+    with pytest.raises(KeyboardInterrupt), atomic_write(target) as fh:
+        fh.write('{"new": ')
+        raise KeyboardInterrupt  # as if the job were stopped half-way
+    assert json.loads(target.read_text()) == {"old": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    (tmp_path / ".out.json.k1ll3d.tmp").write_text('{"half": ')  # what a SIGKILLed attempt leaves
+    with atomic_write(target) as fh:
+        fh.write("{}\n")
+    assert target.read_text() == "{}\n" and oct(target.stat().st_mode & 0o777) != "0o600"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]  # the next attempt removed it
+
+
+def test_interrupted_directory_output_leaves_nothing(tmp_path: Path):
+    target = tmp_path / "ckpt"
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "model.safetensors").write_bytes(b"half")
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / ".ckpt.k1ll3d.tmp").mkdir()  # a SIGKILLed attempt's directory
+    target.mkdir()  # Snakemake may create the output directory before the job
+    with atomic_dir(target) as tmp:
+        (tmp / "model.safetensors").write_bytes(b"whole")
+    assert [p.name for p in target.iterdir()] == ["model.safetensors"] and len(list(tmp_path.iterdir())) == 1
+
+
+def test_saved_checkpoints_do_not_depend_on_how_the_base_was_loaded(tmp_path: Path):
+    """HF_HUB_OFFLINE makes transformers record local_files_only in tokenizer_config.json: not in ours."""
+    from transformers import PreTrainedTokenizerFast
+
+    from entity_tracking.organisms import save_checkpoint
+    from entity_tracking.toy import build_model
+
+    base = REPO / "models" / "organisms" / "base"
+    saved = []
+    for offline in (True, False):
+        tok = PreTrainedTokenizerFast.from_pretrained(base, local_files_only=offline)
+        out = tmp_path / str(offline)
+        save_checkpoint(build_model(tok, layers=1, hidden=16, heads=2, kv_heads=2, intermediate=32), tok, out, {})
+        saved.append((out / "tokenizer_config.json").read_bytes())
+    assert saved[0] == saved[1] and b"local_files_only" not in saved[0]
