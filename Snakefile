@@ -43,9 +43,12 @@ LOGS = f"logs/{PROFILE}"
 
 
 def uses_gpu() -> int:
-    """1 when jobs of this profile run on the GPU (one model on the GPU at a time), else 0."""
-    if config["device"] == "cpu":
-        return 0
+    """The `gpu` resource of the jobs that load a model: 1 when they run on a GPU, else 0. A Snakemake profile
+    caps it (profiles/default, profiles/gpu-local: one model on the GPU at a time); the SLURM executor turns it
+    into `--gpus=1`. `device: cuda` asks for a GPU even where the DAG is planned without one (a cluster's login
+    node); `auto` asks when the planning machine has one."""
+    if config["device"] in ("cpu", "cuda"):
+        return int(config["device"] == "cuda")
     import torch
 
     return int(torch.cuda.is_available())

@@ -17,7 +17,7 @@ compile() {  # compile OUT PYTHON [extra uv options]
     --python-platform x86_64-manylinux_2_28 --exclude-newer "$CUTOFF" --no-header --quiet "$@" -o "$out.body"
   { echo "# Hash-locked by envs/lock.sh (uv pip compile --generate-hashes, Python $py, Linux x86_64, cutoff $CUTOFF)."
     echo "# Do not edit; change envs/requirements.in and rerun: bash envs/lock.sh"
-    cat "$out.body"; } > "$out"
+    sed "s|$tools/constraints.txt|envs/requirements-cpu.txt (its versions)|" "$out.body"; } > "$out"
   rm "$out.body"
 }
 # CPU: torch's CPU build (the wheel on this machine's disk, or PyTorch's CPU index elsewhere).

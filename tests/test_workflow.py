@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from tests.conftest import REPO
 
+PAPER = REPO / "config" / "profiles" / "paper.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 
 
@@ -31,6 +34,52 @@ def test_paper_profile_plans_offline(tmp_path):
     for model in ("vicuna-7b", "goat-7b", "float-7b"):  # CMAP: every fine-tuned model into Llama-7B
         assert f"results/paper/cmap/{model}__llama-7b.json" in out
     assert "results/paper/knockout/llama-7b.json" in out and "results/paper/knockout.csv" in out
+
+
+def _planned_resources(out: str) -> dict[str, list[str]]:
+    """rule -> the `resources:` line of each job that `snakemake -n` planned for it."""
+    planned: dict[str, list[str]] = {}
+    for rule, block in re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", out, flags=re.M):
+        planned.setdefault(rule, []).extend(re.findall(r"^    resources: (.*)$", block, flags=re.M))
+    return planned
+
+
+def _model_rules() -> set[str]:
+    """The rules whose jobs load a model: those with the resource `gpu=GPU` in rules/*.smk."""
+    rules = set()
+    for smk in (REPO / "rules").glob("*.smk"):
+        for rule, body in re.findall(r"^rule (\w+):\n((?:[ #].*\n|\n)*)", smk.read_text(), flags=re.M):
+            if re.search(r"^\s+gpu=GPU,", body, flags=re.M):
+                rules.add(rule)
+    return rules
+
+
+def test_gpu_local_profile_gives_each_model_job_the_gpu_alone(tmp_path):
+    """profiles/gpu-local with the paper profile: every job that loads a model asks for gpu=1 (device: cuda, also
+    when planned on a machine without a GPU, as here), and the profile caps the resource at one."""
+    res = _run(["-n", "--profile", str(REPO / "profiles/gpu-local"), "--configfile", str(PAPER)], tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    assert "profiles/gpu-local and workflow specific profile" in out  # profiles/default is read as well
+    planned = _planned_resources(out)
+    on_gpu = {rule for rule, lines in planned.items() if all(re.search(r"\bgpu=1\b", line) for line in lines)}
+    assert on_gpu == _model_rules() and len(on_gpu) == 11
+    assert not [line for lines in planned.values() for line in lines if "gpu=0" in line]
+    assert yaml.safe_load((REPO / "profiles/gpu-local/profile.yaml").read_text())["resources"] == {"gpu": 1}
+
+
+def test_slurm_profile_sends_model_jobs_to_the_gpu_partition(tmp_path):
+    """profiles/slurm (planned only; tests/test_slurm.py runs it on a real SLURM): every rule that loads a model has
+    its own resources there, and with the paper profile those jobs ask for the GPU partition, memory and a GPU."""
+    profile = yaml.safe_load((REPO / "profiles/slurm/profile.yaml").read_text())
+    assert set(profile["set-resources"]) == _model_rules()
+    args = ["--profile", str(REPO / "profiles/slurm"), "--workflow-profile", "none", "--configfile", str(PAPER)]
+    res = _run(["-n", *args], tmp_path)
+    assert res.returncode == 0, res.stderr
+    planned = _planned_resources(res.stdout + res.stderr)
+    for line in planned["evaluate"]:
+        assert all(f in line.split(", ") for f in ("slurm_partition=gpu", "mem_mb=64000", "runtime=720", "gpu=1"))
+    assert all("slurm_partition=cpu" in line and "gpu=" not in line for line in planned["dataset"])
 
 
 def test_qwen_profile_plans_offline(tmp_path):
