@@ -29,7 +29,7 @@ def tiny_profile(root: Path) -> Path:
     model = build_model(tok, layers=1, hidden=32, heads=2, kv_heads=2, intermediate=64)
     save_checkpoint(model, tok, root / "base", {})
     tune = {"steps": 8, "batch_size": 4, "lr": 0.001, "seed": 1}
-    splits = {"discovery": 2, "ablation": 1, "eval": 3, "dcm_train": 1, "dcm_val": 1, "dcm_test": 1}
+    splits = {"discovery": 2, "ablation": 1, "eval": 3, "dcm_train": 2, "dcm_val": 2, "dcm_test": 2}
     profile = {
         "profile": "tiny",
         "device": "cpu",
