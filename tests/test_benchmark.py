@@ -1,9 +1,14 @@
-"""Benchmarks: the per-method table on a tiny toy model and the summary of Snakemake's benchmark files."""
+"""Benchmarks: the per-method table on a tiny toy model, the summary of Snakemake's benchmark files, and
+every rule writing one (outside results/, so the hash manifest never sees timings)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import re
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +24,10 @@ from entity_tracking.benchmark import (
     write_benchmark_summary,
     write_tables,
 )
-from tests.conftest import TOY_MODELS
+from tests.conftest import REPO, TOY_MODELS
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +94,38 @@ def test_summary_aggregates_benchmark_files_per_rule(tmp_path):
     assert lines[0] == "rule,jobs,total_s,max_s,max_rss_mb" and lines[3] == "dataset,1,1.50,1.50,NA"
     assert "<td>faithfulness</td>" in (tmp_path / "b.html").read_text()
     assert summarise_benchmarks(tmp_path / "none") == []
+
+
+def test_summary_rule_runs_and_is_in_the_report(tmp_path):
+    (tmp_path / "results" / "default").mkdir(parents=True)
+    (tmp_path / "results" / "default" / "manifest.json").write_text("{}")
+    _tsv(tmp_path / "logs" / "default" / "benchmarks" / "knockout" / "organism-base.tsv", ("7.25", "812.5"))
+    cmd = [*SNAKEMAKE, "--directory", str(tmp_path), "--allowed-rules", "benchmark_summary"]
+    target = ["--", "logs/default/benchmarks.csv"]
+    run = subprocess.run([*cmd, "--cores", "1", *target], env=ENV, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "logs/default/benchmarks.csv").read_text().splitlines()[1] == "knockout,1,7.25,7.25,812.50"
+    assert (tmp_path / "logs/default/benchmarks/benchmark_summary.tsv").is_file()  # its own benchmark
+    assert not (tmp_path / "results/default/.provenance").exists()  # no job record: not a result
+    report = tmp_path / "report.html"
+    run = subprocess.run([*cmd, "--report", str(report), *target], env=ENV, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "benchmarks.html" in report.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "args", [["--config", "retrain_base=True", "--", "all", "verify"], ["--configfile", "config/profiles/qwen.yaml"]]
+)
+def test_every_job_writes_a_benchmark_file_under_logs(tmp_path, args):
+    res = subprocess.run([*SNAKEMAKE, "-n", "--directory", str(tmp_path), *args], env=ENV, cwd=REPO,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", res.stdout + res.stderr)
+    jobs = [b for b in blocks if re.match(r"(?:local)?rule \w+:", b) and not re.match(r"(?:local)?rule all:", b)]
+    assert len(jobs) > 20
+    profile = "qwen" if "qwen" in " ".join(args) else "default"
+    for block in jobs:
+        rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
+        assert re.search(rf"\n    benchmark: logs/{profile}/benchmarks/{rule}[/.]", block), block
+    rules = {re.match(r"(?:local)?rule (\w+):", b).group(1) for b in jobs}
+    assert {"train_base", "verify", "benchmark_summary"} <= rules or {"convert_model", "finetune"} <= rules
