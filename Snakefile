@@ -2,7 +2,7 @@
 
     snakemake --cores all                                          # CPU default profile
     snakemake --cores all --configfile config/profiles/paper.yaml  # the paper's 7B models (GPU)
-    snakemake --report results/<profile>/report.html               # figures, claims, run times
+    snakemake --report results/<profile>/report.html               # figures, claims, run times, benchmarks
     snakemake --cores 1 verify                                     # the results equal the manifests
 
 Rules live in rules/*.smk; each calls a thin script in scripts/, which calls the package
@@ -40,6 +40,15 @@ PROFILE = config["profile"]
 MODELS = list(config["models"])
 RESULTS = f"results/{PROFILE}"
 LOGS = f"logs/{PROFILE}"
+BENCH = f"{LOGS}/benchmarks"  # timings vary from run to run: kept out of results/ and so out of the manifest
+
+
+def bench(rule_name, *wildcards):
+    """The benchmark file of a job: ``logs/<profile>/benchmarks/<rule>.tsv``, or ``<rule>/{w1}/{w2}.tsv``."""
+    if not wildcards:
+        return f"{BENCH}/{rule_name}.tsv"
+    return f"{BENCH}/{rule_name}/" + "/".join(f"{{{w}}}" for w in wildcards) + ".tsv"
+
 
 
 def uses_gpu() -> int:
@@ -102,3 +111,4 @@ rule all:
     input:
         FINAL_TARGETS,
         rules.manifest.output,
+        rules.benchmark_summary.output,

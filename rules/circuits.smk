@@ -29,6 +29,8 @@ rule path_patching:
         settings=lambda wc: circuit_settings_of(wc.model)["path_patching"],
     resources:
         gpu=GPU,
+    benchmark:
+        bench("path_patching", "model")
     log:
         f"{LOGS}/circuits/{{model}}/path_patching.log",
     script:
@@ -47,6 +49,8 @@ rule mean_reference:
         seed=config["circuit"]["mean_seed"],
     resources:
         gpu=GPU,
+    benchmark:
+        bench("mean_reference", "model")
     log:
         f"{LOGS}/means/{{model}}.log",
     script:
@@ -66,6 +70,8 @@ rule minimality:
         settings=lambda wc: {k: circuit_settings_of(wc.model)[k] for k in ("candidates", "minimality")},
     resources:
         gpu=GPU,
+    benchmark:
+        bench("minimality", "model")
     log:
         f"{LOGS}/circuits/{{model}}/minimality.log",
     script:
@@ -80,6 +86,8 @@ rule external_circuit:
         f"{RESULTS}/circuits/{{ext}}/circuit.json",
     wildcard_constraints:
         ext="|".join(re.escape(e) for e in EXTERNAL) or "^$",
+    benchmark:
+        bench("external_circuit", "ext")
     log:
         f"{LOGS}/circuits/{{ext}}/external.log",
     script:
@@ -101,6 +109,8 @@ rule faithfulness:
         settings=config["circuit"]["evaluation"],
     resources:
         gpu=GPU,
+    benchmark:
+        bench("faithfulness", "circuit", "model")
     log:
         f"{LOGS}/faithfulness/{{circuit}}/{{model}}.log",
     script:
@@ -119,6 +129,8 @@ rule completeness:
         settings=config["circuit"]["evaluation"],
     resources:
         gpu=GPU,
+    benchmark:
+        bench("completeness", "model")
     log:
         f"{LOGS}/completeness/{{model}}.log",
     script:
@@ -138,6 +150,8 @@ rule circuit_tables:
         overlap_json=f"{RESULTS}/circuit_overlap.json",
     params:
         circuits=CIRCUITS,
+    benchmark:
+        bench("circuit_tables")
     log:
         f"{LOGS}/circuit_tables.log",
     script:

@@ -33,6 +33,8 @@ rule cmap:
         settings=config["cmap"],
     resources:
         gpu=GPU,
+    benchmark:
+        bench("cmap", "pair")
     log:
         f"{LOGS}/cmap/{{pair}}.log",
     script:
@@ -51,6 +53,8 @@ rule knockout:
         settings=config["knockout"],
     resources:
         gpu=GPU,
+    benchmark:
+        bench("knockout", "model")
     log:
         f"{LOGS}/knockout/{{model}}.log",
     script:
@@ -65,6 +69,8 @@ rule cmap_tables:
     output:
         cmap=f"{RESULTS}/cmap.csv",
         knockout=f"{RESULTS}/knockout.csv",
+    benchmark:
+        bench("cmap_tables")
     log:
         f"{LOGS}/cmap_tables.log",
     script:

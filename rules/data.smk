@@ -5,6 +5,8 @@ rule dataset:
         manifest=f"{RESULTS}/data/manifest.json",
     params:
         dataset=config["dataset"],
+    benchmark:
+        bench("dataset")
     log:
         f"{LOGS}/dataset.log",
     script:

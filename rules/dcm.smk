@@ -26,6 +26,8 @@ rule desiderata:
     params:
         desiderata=DESIDERATA,
         seed=config["dcm"]["seed"],
+    benchmark:
+        bench("desiderata")
     log:
         f"{LOGS}/desiderata.log",
     script:
@@ -48,6 +50,8 @@ rule dcm:
         settings=config["dcm"],
     resources:
         gpu=GPU,
+    benchmark:
+        bench("dcm", "circuit")
     log:
         f"{LOGS}/dcm/{{circuit}}.log",
     script:
@@ -67,6 +71,8 @@ rule activation_patching:
         settings=config["activation_patching"],
     resources:
         gpu=GPU,
+    benchmark:
+        bench("activation_patching", "model")
     log:
         f"{LOGS}/activation_patching/{{model}}.log",
     script:
@@ -81,6 +87,8 @@ rule dcm_tables:
     output:
         dcm=f"{RESULTS}/dcm.csv",
         activation_patching=f"{RESULTS}/activation_patching.csv",
+    benchmark:
+        bench("dcm_tables")
     log:
         f"{LOGS}/dcm_tables.log",
     script:

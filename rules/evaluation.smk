@@ -12,6 +12,8 @@ rule evaluate:
         settings=config["evaluation"],
     resources:
         gpu=GPU,
+    benchmark:
+        bench("evaluate", "model")
     log:
         f"{LOGS}/eval/{{model}}.log",
     script:
@@ -24,6 +26,8 @@ rule accuracy_table:
         expand(f"{RESULTS}/eval/{{model}}.json", model=MODELS),
     output:
         f"{RESULTS}/accuracy.csv",
+    benchmark:
+        bench("accuracy_table")
     log:
         f"{LOGS}/accuracy_table.log",
     script:

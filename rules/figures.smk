@@ -135,6 +135,8 @@ for fig in FIGURES:
         params:
             name=fig["name"],
             kwargs=fig["params"],
+        benchmark:
+            bench(f"figure_{fig['name']}", *fig.get("wildcards", {}))
         log:
             f"{LOGS}/figures/{fig.get('file', fig['name'])}.log",
         script:

@@ -4,6 +4,8 @@ rule convert_model:
         directory(f"{RESULTS}/checkpoints/converted/{{model}}"),
     params:
         spec=lambda wc: config["models"][wc.model],
+    benchmark:
+        bench("convert_model", "model")
     log:
         f"{LOGS}/convert_model/{{model}}.log",
     script:
@@ -21,6 +23,8 @@ rule model_card:
         spec=lambda wc: config["models"][wc.model],
     resources:
         gpu=GPU,
+    benchmark:
+        bench("model_card", "model")
     log:
         f"{LOGS}/models/{{model}}.log",
     script:

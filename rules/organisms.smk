@@ -8,6 +8,8 @@ rule train_base:
         recipe=lambda wc: config["models"][wc.model]["recipe"],
     output:
         directory(f"{RESULTS}/checkpoints/pretrained/{{model}}"),
+    benchmark:
+        bench("train_base", "model")
     log:
         f"{LOGS}/train_base/{{model}}.log",
     script:
@@ -24,6 +26,8 @@ rule finetune:
         settings=lambda wc: config["models"][wc.model]["finetune"],
     resources:
         mem_mb=lambda wc: config["models"][wc.model].get("train_mem_mb", 1000),
+    benchmark:
+        bench("finetune", "model")
     log:
         f"{LOGS}/finetune/{{model}}.log",
     script:

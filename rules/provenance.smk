@@ -15,6 +15,8 @@ rule manifest:
         provenance=f"{RESULTS}/provenance.json",
     params:
         targets=FINAL_TARGETS,
+    benchmark:
+        bench("manifest")
     log:
         f"{LOGS}/manifest.log",
     script:
@@ -26,6 +28,8 @@ rule verify:
     that differs or is missing (`python -m entity_tracking.verify --help` for tolerances and other manifests)."""
     input:
         rules.manifest.output.manifest,
+    benchmark:
+        bench("verify")
     run:
         from entity_tracking.verify import main as verify_main
 

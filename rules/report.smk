@@ -27,7 +27,27 @@ rule claims:
         html=report(f"{RESULTS}/claims.html", caption="../report/captions/claims.rst", category="Claims"),
     params:
         root=RESULTS,
+    benchmark:
+        bench("claims")
     log:
         f"{LOGS}/claims.log",
     script:
         "../scripts/claims.py"
+
+
+rule benchmark_summary:
+    """Wall time and peak memory per rule from every job's benchmark file (logs/<profile>/benchmarks/), as CSV
+    and as a page of the Snakemake report. Runs after the manifest, the last job of a run."""
+    input:
+        f"{RESULTS}/manifest.json",
+    output:
+        csv=f"{LOGS}/benchmarks.csv",
+        html=report(f"{LOGS}/benchmarks.html", caption="../report/captions/benchmarks.rst", category="Benchmarks"),
+    params:
+        root=BENCH,
+    benchmark:
+        bench("benchmark_summary")
+    log:
+        f"{LOGS}/benchmark_summary.log",
+    script:
+        "../scripts/benchmark_summary.py"

@@ -2,7 +2,9 @@
 
 Both methods run all four stages end to end (``path_patching``, receivers chained from stage to stage)
 on the same model and the same discovery records; the script prints wall-clock times, the speed-up and
-the largest absolute difference between the two methods' scores (every stage, both metrics).
+the largest absolute difference between the two methods' scores (every stage, both metrics). It shares
+its data, loading and timing with ``scripts/benchmark.py`` (``entity_tracking.benchmark``), which times
+every method (path patching's reference on one stage only).
 
     .venv/bin/python scripts/benchmark_path_patching.py [--records 301] [--repeat 1] [--models organism-base toy-8x16]
 
@@ -17,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from entity_tracking.dataset import generate, load_objects
+from entity_tracking.benchmark import REPO, SEED, task_records, timed
+from entity_tracking.benchmark import load as load_profile_model
+from entity_tracking.dataset import load_objects
 from entity_tracking.interventions import ModelParts
 from entity_tracking.path_patching import STAGES, path_patching, prepare_data
 
-SEED = 20240101
-CONTEXTS = 43  # 301 records of 7 boxes
 MODELS: dict[str, dict[str, Any]] = {
     "organism-base": {"topk": {"value_fetcher": 3, "pos_transmitter": 2, "pos_detector": 3, "struct_reader": 2}},
     "toy-8x16": {"topk": {"value_fetcher": 8, "pos_transmitter": 4, "pos_detector": 6, "struct_reader": 4}},
@@ -45,9 +46,8 @@ def load(name: str) -> tuple[Any, Any, Any]:
     """``(model, tokenizer, vocabulary)`` of a benchmark model."""
     if name == "organism-base":
         from entity_tracking.config import build_config
-        from entity_tracking.models import load_for_study
 
-        lm, vocab = load_for_study(build_config({}), name)
+        lm, vocab = load_profile_model(build_config({}), name, REPO)
         return lm.model.float().eval(), lm.tokenizer, vocab
     if name == "toy-8x16":
         from entity_tracking.tokenization import check_vocabulary
@@ -63,16 +63,6 @@ def load(name: str) -> tuple[Any, Any, Any]:
     raise SystemExit(f"unknown model {name!r}; choose from {sorted(MODELS)}")
 
 
-def timed(fn: Any, repeat: int) -> tuple[float, Any]:
-    """Best wall-clock time over ``repeat`` runs, and the last result."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=301, help="discovery records (at most 301)")
@@ -81,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    records = generate(SEED, 7, {"discovery": CONTEXTS}, load_objects())["discovery"][: args.records]
+    records = task_records(SEED, 7, "discovery", args.records)
 
     rows = []
     for name in args.models:

@@ -1,0 +1,8 @@
+"""Rule benchmark_summary: wall time and peak memory per rule from the jobs' benchmark files (CSV and HTML)."""
+
+from entity_tracking.benchmark import write_benchmark_summary
+from entity_tracking.runtime import configure
+
+sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+configure(1, 0, sm.log[0])  # no job record: the timings are not results and stay out of the manifest
+write_benchmark_summary(sm.params.root, sm.output.csv, sm.output.html, sm.config["profile"])
