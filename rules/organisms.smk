@@ -1,5 +1,5 @@
 # Model organisms (default profile): the DAG makes the fine-tunes from the shipped base, and
-# retrains the base from its recipe when asked (--config retrain_base=true).
+# retrains the base from its recipe when asked (--config retrain_base=True).
 
 
 rule train_base:
