@@ -50,7 +50,6 @@ def bench(rule_name, *wildcards):
     return f"{BENCH}/{rule_name}/" + "/".join(f"{{{w}}}" for w in wildcards) + ".tsv"
 
 
-
 def uses_gpu() -> int:
     """The `gpu` resource of the jobs that load a model: 1 when they run on a GPU, else 0. A Snakemake profile
     caps it (profiles/default, profiles/gpu-local: one model on the GPU at a time); the SLURM executor turns it
