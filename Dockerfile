@@ -52,5 +52,5 @@ ENV PATH=/opt/venv/bin:$PATH \
 VOLUME ["/data/hf"]
 USER et
 WORKDIR /opt/app
-# The CPU default profile; with --configfile config/profiles/paper.yaml the paper's (GPU, device: auto).
+# The CPU default profile; with --configfile config/profiles/paper.yaml the paper's (its device: cuda needs --gpus).
 CMD ["snakemake", "--cores", "all"]
