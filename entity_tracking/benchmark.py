@@ -103,24 +103,6 @@ def task_config(task: Task) -> tuple[dict[str, Any], str]:
     return build_config({**overrides, "device": task.device}, REPO / "config"), name
 
 
-def load(cfg: dict[str, Any], name: str, root: str | Path) -> tuple[Any, Any]:
-    """``(LoadedModel, Vocabulary)`` like :func:`entity_tracking.models.load_for_study`, with the DAG's
-    checkpoints (fine-tunes, converted GGUF models) looked up under ``root``."""
-    from entity_tracking.dataset import load_objects
-    from entity_tracking.models import effective_spec, load_model
-    from entity_tracking.tokenization import check_vocabulary
-
-    if name not in cfg["models"]:
-        raise KeyError(f"model {name!r} is not in profile {cfg['profile']!r} (models: {sorted(cfg['models'])})")
-    spec = dict(effective_spec(cfg, name))
-    if "path" in spec and not Path(spec["path"]).is_absolute():
-        spec["path"] = str(Path(root) / spec["path"])
-    if spec.get("adapter", {}).get("path") and not Path(spec["adapter"]["path"]).is_absolute():
-        spec["adapter"] = {**spec["adapter"], "path": str(Path(root) / spec["adapter"]["path"])}
-    loaded = load_model(name, spec, device=cfg["device"], cache_dir=Path(root) / cfg["model_cache"])
-    return loaded, check_vocabulary(loaded.tokenizer, load_objects(cfg["dataset"].get("objects_file")), name)
-
-
 def task_records(seed: int, num_boxes: int, split: str, n: int) -> list[dict[str, Any]]:
     """The first ``n`` records of ``split`` generated from ``seed`` (whole contexts of ``num_boxes`` records)."""
     from entity_tracking.dataset import generate, load_objects
@@ -389,6 +371,7 @@ def run_task(task: Task) -> Row:
     """Load the model, prepare the method (not timed), then time it, counting its work and memory."""
     from entity_tracking.errors import ModelUnavailableError
     from entity_tracking.interventions import ModelParts
+    from entity_tracking.models import load_for_study
     from entity_tracking.runtime import set_seed
     from entity_tracking.tokenization import encode_records
 
@@ -398,7 +381,7 @@ def run_task(task: Task) -> Row:
     row = Row(task.model, task.method)
     try:
         cfg, name = task_config(task)
-        loaded, vocab = load(cfg, name, task.root)
+        loaded, vocab = load_for_study(cfg, name, task.root)
     except (ModelUnavailableError, KeyError, OSError) as err:
         row.status = f"unavailable: {str(err).split(' Fix:')[0]}"
         return row

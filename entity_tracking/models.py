@@ -295,11 +295,22 @@ def convert_model(cfg: dict[str, Any], name: str, out_dir: str | Path) -> dict[s
     return record
 
 
-def load_for_study(cfg: dict[str, Any], name: str) -> tuple[LoadedModel, Vocabulary]:
-    """Load model ``name`` of the validated config and check its tokenizer against the task's words."""
+def load_for_study(cfg: dict[str, Any], name: str, root: str | Path | None = None) -> tuple[LoadedModel, Vocabulary]:
+    """Load model ``name`` of the validated config and check its tokenizer against the task's words.
+
+    ``root``: the workflow directory that the config's relative paths (the DAG's checkpoints, the model
+    cache) are under, when it is not the current directory (the benchmark's ``--root``)."""
     if name not in cfg["models"]:
         raise KeyError(f"model {name!r} is not in profile {cfg['profile']!r} (models: {sorted(cfg['models'])})")
-    loaded = load_model(name, effective_spec(cfg, name), device=cfg["device"], cache_dir=cfg["model_cache"])
+    spec, cache_dir = effective_spec(cfg, name), cfg["model_cache"]
+    if root is not None:
+        spec = dict(spec)
+        if "path" in spec and not Path(spec["path"]).is_absolute():
+            spec["path"] = str(Path(root) / spec["path"])
+        if spec.get("adapter", {}).get("path") and not Path(spec["adapter"]["path"]).is_absolute():
+            spec["adapter"] = {**spec["adapter"], "path": str(Path(root) / spec["adapter"]["path"])}
+        cache_dir = Path(root) / cache_dir
+    loaded = load_model(name, spec, device=cfg["device"], cache_dir=cache_dir)
     vocab = check_vocabulary(loaded.tokenizer, load_objects(cfg["dataset"].get("objects_file")), name)
     return loaded, vocab
 
