@@ -28,6 +28,24 @@ def test_paper_profile_lists_the_four_models_with_revisions():
     assert cfg == build_config(yaml.safe_load((CONFIG_DIR / "profiles" / "paper.yaml").read_text()), CONFIG_DIR)
 
 
+def test_paper_sizes_override_gives_a_cpu_profile_the_papers_sample_sizes():
+    qwen = yaml.safe_load((CONFIG_DIR / "profiles" / "qwen.yaml").read_text())
+    sizes = yaml.safe_load((CONFIG_DIR / "overrides" / "paper-sizes.yaml").read_text())
+    small = build_config(qwen, CONFIG_DIR)
+    cfg = build_config({**qwen, **sizes, "profile": "qwen-paper-sizes"}, CONFIG_DIR)
+    records = {split: n * 7 for split, n in cfg["dataset"]["splits"].items()}
+    assert records == {
+        "discovery": 301,
+        "ablation": 3500,
+        "eval": 504,
+        "dcm_train": 1001,
+        "dcm_val": 504,
+        "dcm_test": 504,
+    }
+    assert cfg["dcm"]["additional_groups"] == ["pos_transmitter"] and small["dcm"]["additional_groups"] == []
+    assert cfg["models"] == small["models"] and cfg["knockout"] == small["knockout"]
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [

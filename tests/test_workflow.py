@@ -36,6 +36,20 @@ def test_paper_profile_plans_offline(tmp_path):
     assert "results/paper/knockout/llama-7b.json" in out and "results/paper/knockout.csv" in out
 
 
+def test_qwen_profile_with_the_paper_sizes_plans_a_run_of_its_own(tmp_path):
+    """config/overrides/paper-sizes.yaml after the qwen profile: the paper's sizes (and the additional desiderata on
+    the position transmitter) in results/<the run's name>, apart from the CPU-sized qwen results."""
+    qwen, sizes = REPO / "config/profiles/qwen.yaml", REPO / "config/overrides/paper-sizes.yaml"
+    res = _run(["-n", "--configfile", str(qwen), str(sizes), "--config", "profile=qwen-paper-sizes"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    assert "results/qwen-paper-sizes/dcm/qwen2.5-coder-0.5b/pos_transmitter/add_comma.json" in out
+    assert "results/qwen-paper-sizes/knockout/qwen2.5-coder-0.5b.json" in out and "results/qwen/" not in out
+    res = _run(["-n", "--configfile", str(qwen)], tmp_path)  # the CPU-sized profile: neither
+    assert res.returncode == 0, res.stderr
+    assert "add_comma" not in res.stdout and "results/qwen/knockout/qwen-arith-full.json" not in res.stdout
+
+
 def _planned_resources(out: str) -> dict[str, list[str]]:
     """rule -> the `resources:` line of each job that `snakemake -n` planned for it."""
     planned: dict[str, list[str]] = {}
