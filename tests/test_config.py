@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from entity_tracking.config import ConfigError, build_config
+from entity_tracking.config import ConfigError, build_config, deep_merge
 from tests.conftest import REPO
 
 CONFIG_DIR = REPO / "config"
@@ -32,7 +32,7 @@ def test_paper_sizes_override_gives_a_cpu_profile_the_papers_sample_sizes():
     qwen = yaml.safe_load((CONFIG_DIR / "profiles" / "qwen.yaml").read_text())
     sizes = yaml.safe_load((CONFIG_DIR / "overrides" / "paper-sizes.yaml").read_text())
     small = build_config(qwen, CONFIG_DIR)
-    cfg = build_config({**qwen, **sizes, "profile": "qwen-paper-sizes"}, CONFIG_DIR)
+    cfg = build_config(deep_merge(qwen, {**sizes, "profile": "qwen-paper-sizes"}), CONFIG_DIR)  # as Snakemake merges
     records = {split: n * 7 for split, n in cfg["dataset"]["splits"].items()}
     assert records == {
         "discovery": 301,
@@ -44,6 +44,7 @@ def test_paper_sizes_override_gives_a_cpu_profile_the_papers_sample_sizes():
     }
     assert cfg["dcm"]["additional_groups"] == ["pos_transmitter"] and small["dcm"]["additional_groups"] == []
     assert cfg["models"] == small["models"] and cfg["knockout"] == small["knockout"]
+    assert cfg["dcm"]["eval_batch_size"] == small["dcm"]["eval_batch_size"] == 64  # the rest of the profile kept
 
 
 @pytest.mark.parametrize(
