@@ -27,7 +27,7 @@ os.environ.setdefault("PYTHONHASHSEED", "0")  # jobs iterate sets of strings in 
 
 from entity_tracking.config import ConfigError, build_config  # noqa: E402
 from entity_tracking.dataset import SPLITS  # noqa: E402
-from entity_tracking.models import finetune_base_dir, trained_inputs  # noqa: E402
+from entity_tracking.models import finetune_base_dir, spec_params, trained_inputs  # noqa: E402
 
 try:
     _resolved = build_config(dict(config), BASEDIR / "config")

@@ -258,6 +258,15 @@ def effective_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     return spec
 
 
+SCHEDULING_KEYS = ("train_mem_mb",)  # how Snakemake schedules a model's jobs; no output depends on them
+
+
+def spec_params(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    """Model ``name``'s spec as a rule's ``params`` (its rerun trigger), without the scheduling hints:
+    changing how much memory a job reserves must not rerun the study."""
+    return {k: v for k, v in cfg["models"][name].items() if k not in SCHEDULING_KEYS}
+
+
 def trained_inputs(cfg: dict[str, Any], name: str) -> list[str]:
     """The checkpoint directories the DAG must make before model ``name`` can be loaded."""
     spec = cfg["models"][name]
@@ -304,12 +313,16 @@ def load_for_study(cfg: dict[str, Any], name: str, root: str | Path | None = Non
         raise KeyError(f"model {name!r} is not in profile {cfg['profile']!r} (models: {sorted(cfg['models'])})")
     spec, cache_dir = effective_spec(cfg, name), cfg["model_cache"]
     if root is not None:
+
+        def under_root(path: str | Path) -> str:  # an absolute path stays as it is
+            return str(Path(root) / path)
+
         spec = dict(spec)
-        if "path" in spec and not Path(spec["path"]).is_absolute():
-            spec["path"] = str(Path(root) / spec["path"])
-        if spec.get("adapter", {}).get("path") and not Path(spec["adapter"]["path"]).is_absolute():
-            spec["adapter"] = {**spec["adapter"], "path": str(Path(root) / spec["adapter"]["path"])}
-        cache_dir = Path(root) / cache_dir
+        if "path" in spec:
+            spec["path"] = under_root(spec["path"])
+        if spec.get("adapter", {}).get("path"):
+            spec["adapter"] = {**spec["adapter"], "path": under_root(spec["adapter"]["path"])}
+        cache_dir = under_root(cache_dir)
     loaded = load_model(name, spec, device=cfg["device"], cache_dir=cache_dir)
     vocab = check_vocabulary(loaded.tokenizer, load_objects(cfg["dataset"].get("objects_file")), name)
     return loaded, vocab

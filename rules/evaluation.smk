@@ -8,7 +8,7 @@ rule evaluate:
         json=f"{RESULTS}/eval/{{model}}.json",
         csv=f"{RESULTS}/eval/{{model}}_predictions.csv",
     params:
-        spec=lambda wc: config["models"][wc.model],
+        spec=lambda wc: spec_params(config, wc.model),
         settings=config["evaluation"],
     resources:
         gpu=GPU,

@@ -3,7 +3,7 @@ rule convert_model:
     output:
         directory(f"{RESULTS}/checkpoints/converted/{{model}}"),
     params:
-        spec=lambda wc: config["models"][wc.model],
+        spec=lambda wc: spec_params(config, wc.model),
     benchmark:
         bench("convert_model", "model")
     log:
@@ -20,7 +20,7 @@ rule model_card:
     output:
         f"{RESULTS}/models/{{model}}.json",
     params:
-        spec=lambda wc: config["models"][wc.model],
+        spec=lambda wc: spec_params(config, wc.model),
     resources:
         gpu=GPU,
     benchmark:

@@ -107,3 +107,12 @@ def test_a_killed_run_resumes_without_recomputing_finished_outputs(tmp_path: Pat
     again = snapshot(tmp_path, list(finished))
     assert [p for p in finished if again[p] != finished[p]] == []  # not one finished output was rewritten
     assert not list((tmp_path / "results").rglob("*.tmp"))  # no temporary file of the killed job is left
+
+    # A scheduling hint is no rerun trigger: reserving other memory for a fine-tune reruns nothing.
+    hint = tmp_path / "hint.yaml"
+    hint.write_text(json.dumps({"models": {"lora": {"train_mem_mb": 5000}, "base": {"train_mem_mb": 3000}}}))
+    plan = subprocess.run(
+        [*SNAKEMAKE, "-n", "--configfile", str(profile), str(hint), *args[2:]], env=ENV, capture_output=True, text=True
+    )
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "Nothing to be done" in plan.stdout + plan.stderr, (plan.stdout + plan.stderr)[-3000:]
