@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from entity_tracking.io import atomic_write, read_json, read_jsonl, sha256_file, write_csv, write_json
 from entity_tracking.models import LoadedModel, load_for_study
+from entity_tracking.stats import outcome_string
 from entity_tracking.tokenization import Encoded, encode_records
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,10 @@ def wilson_interval(correct: int, total: int, confidence: float = 0.95) -> tuple
 
 
 def accuracy(predicted: torch.Tensor, answers: torch.Tensor, confidence: float = 0.95) -> dict[str, Any]:
-    """Accuracy at full precision (never rounded) with its confidence interval."""
-    correct = int((predicted == answers).sum())
+    """Accuracy at full precision (never rounded) with its confidence interval and its per-record outcomes
+    (``outcomes``: ``0``/``1`` per record, in record order, for paired tests on the same prompts)."""
+    hits = predicted == answers
+    correct = int(hits.sum())
     total = len(answers)
     low, high = wilson_interval(correct, total, confidence)
     return {
@@ -71,6 +74,7 @@ def accuracy(predicted: torch.Tensor, answers: torch.Tensor, confidence: float =
         "ci_low": low,
         "ci_high": high,
         "confidence": confidence,
+        "outcomes": outcome_string(hits),
     }
 
 
