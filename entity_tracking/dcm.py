@@ -11,7 +11,8 @@ Training (paper settings in ``config.yaml`` ``dcm``): masks start at 1, loss
 each epoch, masks clamped to [0, 1] before every step. Every ``validate_every`` steps the
 binarised mask is scored on the validation split; the best is kept (ties prefer more heads, as in
 the paper) and scored once on the test split, beside the desideratum's chance floor (the same
-pairs with no intervention).
+pairs with no intervention); both keep their per-pair outcomes (``test_outcomes``, ``floor_outcomes``:
+``0``/``1`` per test pair, in pair order) for a paired test on the same pairs.
 
 Only what a mask can change is recomputed: the layers from the group's lowest layer and the
 positions from the group's position on, over cached clean runs of the base prompts
@@ -34,6 +35,7 @@ from entity_tracking.circuits import GROUPS, POSITION_OF, POSITIONS, Head
 from entity_tracking.desiderata import REWRITTEN, source_prompt
 from entity_tracking.interventions import ModelParts, mix
 from entity_tracking.partial_forward import CleanRun, SuffixEdits, clean_run, patched_logits, z_at
+from entity_tracking.stats import outcome_string
 from entity_tracking.tokenization import Encoded, Vocabulary, encode_prompts, encode_records
 
 log = logging.getLogger(__name__)
@@ -182,7 +184,32 @@ def patched_group_logits(
     return patched_logits(parts, clean, start, first, group_edits(heads, keep, positions, src, rows))
 
 
+def share(hits: torch.Tensor) -> float:
+    """The share of true outcomes (NaN when there are none)."""
+    return int(hits.sum()) / len(hits) if len(hits) else float("nan")
+
+
 @torch.no_grad()
+def outcomes_with(
+    parts: ModelParts,
+    runs: BaseRuns,
+    pairs: PairSet,
+    heads: Sequence[Head],
+    keep: torch.Tensor,
+    position: str,
+    src: list[torch.Tensor],
+) -> torch.Tensor:
+    """Per pair (``[N]`` bool, pair order): is the prediction the desideratum's label, with the mask ``keep``."""
+    if not heads:  # nothing patched: the plain model's predictions
+        return runs.predictions == pairs.labels
+    positions = getattr(pairs.base, position)
+    hits = torch.zeros(len(pairs), dtype=torch.bool)
+    for rows in runs.batches():
+        logits = patched_group_logits(parts, runs, rows, heads, keep, positions, src)
+        hits[rows] = logits.argmax(-1).cpu() == pairs.labels[rows]
+    return hits
+
+
 def accuracy_with(
     parts: ModelParts,
     runs: BaseRuns,
@@ -193,14 +220,7 @@ def accuracy_with(
     src: list[torch.Tensor],
 ) -> float:
     """Share of base prompts whose prediction is the desideratum's label, with the mask ``keep`` applied."""
-    if not heads:  # nothing patched: the plain model's predictions
-        return int((runs.predictions == pairs.labels).sum()) / len(pairs) if len(pairs) else float("nan")
-    positions = getattr(pairs.base, position)
-    correct = 0
-    for rows in runs.batches():
-        logits = patched_group_logits(parts, runs, rows, heads, keep, positions, src)
-        correct += int((logits.argmax(-1).cpu() == pairs.labels[rows]).sum())
-    return correct / len(pairs) if len(pairs) else float("nan")
+    return share(outcomes_with(parts, runs, pairs, heads, keep, position, src))
 
 
 @dataclass
@@ -276,15 +296,18 @@ def run_group(
     desc: str = "dcm",
 ) -> dict[str, Any]:
     """Train (when the group has heads), then score the best mask and the no-op floor on the test split."""
-    floor = accuracy_with(parts, test.runs, test.pairs, [], torch.ones(0), position, test.src)
+    floor_hits = outcomes_with(parts, test.runs, test.pairs, [], torch.ones(0), position, test.src)
+    floor, floor_outcomes = share(floor_hits), outcome_string(floor_hits)
     if not heads:
         return {"mask": [], "selected": [], "validation": [], "best_step": None, "val_accuracy": None,
-                "test_accuracy": floor, "chance_floor": floor}  # fmt: skip
+                "test_accuracy": floor, "chance_floor": floor, "test_outcomes": floor_outcomes,
+                "floor_outcomes": floor_outcomes}  # fmt: skip
     trained = train_mask(parts, heads, position, train, val, settings, desc)
     best = trained["best"]
     mask = best["mask"].clamp(0, 1)
     binary = mask.round()
-    test_acc = accuracy_with(parts, test.runs, test.pairs, heads, binary, position, test.src)
+    test_hits = outcomes_with(parts, test.runs, test.pairs, heads, binary, position, test.src)
+    test_acc = share(test_hits)
     return {
         "mask": [round(float(v), 6) for v in mask],
         "selected": [list(h) for h, b in zip(heads, binary.tolist(), strict=True) if b == 0],
@@ -293,6 +316,8 @@ def run_group(
         "val_accuracy": best["accuracy"],
         "test_accuracy": test_acc,
         "chance_floor": floor,
+        "test_outcomes": outcome_string(test_hits),
+        "floor_outcomes": floor_outcomes,
     }
 
 

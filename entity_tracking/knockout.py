@@ -10,10 +10,14 @@ Only the ``from`` position's attention changes, so layers below ``s`` and positi
 of layers ``s..`` over positions ``from..``, batched over examples and working with the model's own
 attention implementation (sdpa or eager), which receives the extra mask like the causal one.
 
-Random positions (the controls) are drawn once per example from a seeded RNG, uniformly among the
-positions before ``from`` other than position 0 (the BOS token, or the first word when the
-tokenizer adds none: the attention sink either way) and the correct object (the answer); the
-original drew from ``0..T-4``, which could hit BOS or the answer.
+Random positions (the controls) are drawn once per example from a seeded RNG (seeded per condition),
+uniformly among the positions strictly before ``from`` except every position the blocked conditions
+block or that carries the task: position 0 (the BOS token, or the first word when the tokenizer adds
+none: the attention sink either way), the correct object (the answer), the query label's earlier
+occurrence in the context (``prev_query_label``), and every position from the query label on (the
+query label, the "contains" token(s) after it and the last token). The original drew from
+``randint(0, T-4)``, which could hit BOS, the answer or the query (the query label's earlier
+occurrence, or the query label itself where " contains" takes more than one token).
 """
 
 from __future__ import annotations
@@ -48,13 +52,14 @@ CONDITIONS: dict[str, tuple[str, str]] = {
 
 
 def random_positions(enc: Encoded, before: str, seed: int | str) -> torch.Tensor:
-    """One position per prompt, uniformly among ``1..before-1`` except the correct object (seeded)."""
+    """One position per prompt (seeded), uniformly among ``1..before-1`` that precede the query label and
+    are neither the correct object nor the query label's earlier occurrence."""
     rng = random.Random(seed)
     out = []
     for i in range(len(enc)):
-        end = int(getattr(enc, before)[i])
-        answer = int(enc.correct_object[i])
-        choices = [p for p in range(1, end) if p != answer]
+        end = min(int(getattr(enc, before)[i]), int(enc.query_label[i]))
+        excluded = {int(enc.correct_object[i]), int(enc.prev_query_label[i])}
+        choices = [p for p in range(1, end) if p not in excluded]
         if not choices:
             raise ValueError(f"prompt {i} has no position before {before} to draw a random position from")
         out.append(rng.choice(choices))

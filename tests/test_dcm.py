@@ -17,6 +17,7 @@ from entity_tracking.dcm import (
     accuracy_with,
     dcm_loss,
     encode_pairs,
+    outcomes_with,
     patched_group_logits,
     run_dcm,
     run_group,
@@ -27,6 +28,7 @@ from entity_tracking.desiderata import build_examples, write_desiderata
 from entity_tracking.evaluation import last_token_logits
 from entity_tracking.interventions import ModelParts, intervene, patch
 from entity_tracking.io import read_json, write_jsonl
+from entity_tracking.stats import outcome_string, parse_outcomes
 from entity_tracking.tokenization import check_vocabulary, encode_records
 from entity_tracking.toy import build_model
 
@@ -144,10 +146,16 @@ def test_run_group_scores_the_best_mask_and_the_floor(toy, bos_tokenizer):
     binary = torch.tensor([0.0 if list(h) in out["selected"] else 1.0 for h in heads])
     test = splits[2]
     assert out["test_accuracy"] == accuracy_with(parts, test.runs, test.pairs, heads, binary, "query_label", test.src)
+    hits = outcomes_with(parts, test.runs, test.pairs, heads, binary, "query_label", test.src)
+    assert out["test_outcomes"] == outcome_string(hits)  # per test pair, in pair order
+    for key, acc in (("test_outcomes", "test_accuracy"), ("floor_outcomes", "chance_floor")):
+        assert len(out[key]) == len(test.pairs) == 28
+        assert parse_outcomes(out[key]).mean() == out[acc]  # exactly the reported accuracy
     assert out["val_accuracy"] == max(c["val_accuracy"] for c in out["validation"])
     assert all(0.0 <= m <= 1.0 for m in out["mask"]) and len(out["mask"]) == len(heads)
     empty = run_group(parts, [], "query_label", *splits, SETTINGS)
     assert empty["selected"] == [] and empty["test_accuracy"] == empty["chance_floor"] == out["chance_floor"]
+    assert empty["test_outcomes"] == empty["floor_outcomes"] == out["floor_outcomes"]  # nothing patched: the floor
 
 
 @pytest.fixture(scope="module")
@@ -198,8 +206,14 @@ def test_run_dcm_writes_every_group_and_desideratum(dcm_run):
         assert set(map(tuple, saved["selected"])) <= set(map(tuple, saved["heads"]))
         assert saved["records"] == {"dcm_train": 42, "dcm_val": 28, "dcm_test": 28}
         assert 0.0 <= saved["chance_floor"] <= 1.0 and "test_accuracy" in saved
+        for key, acc in (("test_outcomes", "test_accuracy"), ("floor_outcomes", "chance_floor")):
+            assert len(saved[key]) == saved["records"]["dcm_test"]
+            assert parse_outcomes(saved[key]).mean() == saved[acc]
     sr = next(r for r in results if r["group"] == "struct_reader")
     assert sr["selected"] == [] and sr["test_accuracy"] == sr["chance_floor"]  # an empty group patches nothing
+    assert sr["test_outcomes"] == sr["floor_outcomes"]
+    for r in results:  # one floor per desideratum: the same test pairs, whatever the group
+        assert r["floor_outcomes"] == next(x for x in results if x["desideratum"] == r["desideratum"])["floor_outcomes"]
 
 
 def test_activation_patching_table_and_floors(dcm_run):

@@ -163,22 +163,39 @@ def test_one_blocked_key_matches_a_hand_computed_softmax(bos_tokenizer, objects,
 
 
 @pytest.mark.parametrize("tokenizer", ["bos_tokenizer", "nobos_tokenizer"])
-def test_random_positions_avoid_position_0_and_the_answer(request, tokenizer, objects, small_data):
+def test_random_positions_avoid_position_0_the_answer_the_query_and_everything_after_it(
+    request, tokenizer, objects, small_data
+):
+    """Random targets never hit position 0, the correct object, the query label's earlier occurrence, the query
+    label, the "contains" token(s) or the last token; they precede ``from``, are seeded and spread out."""
     tok = request.getfixturevalue(tokenizer)
     enc = encode_records(tok, small_data["eval"], check_vocabulary(tok, objects))
+    assert (enc.prev_query_label >= 1).any() and (enc.correct_object >= 1).all()  # the exclusions are real
+    assert (enc.query_label < enc.last - 1).all()  # " contains" lies between the query label and the last token
     for before in ("last", "query_label"):
         pos = random_positions(enc, before, "seed/1")
         assert len(pos) == len(enc) == 70
         assert (pos >= 1).all() and (pos < getattr(enc, before)).all()
+        assert (pos < enc.query_label).all()  # not the query label, " contains" or the last token
         assert (pos != enc.correct_object).all()
+        assert (pos != enc.prev_query_label).all()
+        assert (pos != enc.last).all() and (pos != enc.query_label).all()
         assert torch.equal(pos, random_positions(enc, before, "seed/1"))  # seeded
         assert not torch.equal(pos, random_positions(enc, before, "seed/2"))
-        assert len(set(pos.tolist())) > 20  # spread over the prompt
+        assert len(set(pos.tolist())) > 20  # spread over the prompt, not degenerate
+        for i in range(len(enc)):  # every draw of one prompt under many seeds: still more than one position
+            draws = {int(random_positions(enc.select(slice(i, i + 1)), before, f"s/{k}")[0]) for k in range(40)}
+            assert len(draws) > 1
+            assert not draws & {0, int(enc.correct_object[i]), int(enc.prev_query_label[i])}
+            assert max(draws) < int(enc.query_label[i])
     if tokenizer == "bos_tokenizer":
         assert (enc.input_ids[:, 0] == tok.bos_token_id).all()  # position 0 is BOS here
     _, a = condition_positions(enc, "last_to_random", 5)
     _, c = condition_positions(enc, "query_label_to_random", 5)
     assert not torch.equal(a, c)  # each random condition has its own draws
+    for to in (a, c):
+        assert (to >= 1).all() and (to < enc.query_label).all()
+        assert (to != enc.correct_object).all() and (to != enc.prev_query_label).all()
     frm, to = condition_positions(enc, "query_label_to_prev_query_label", 5)
     assert torch.equal(frm, enc.query_label) and torch.equal(to, enc.prev_query_label)
 
@@ -190,6 +207,8 @@ def test_batching_does_not_change_the_curves(setup):
     own2, curves2 = knockout_curves(parts, enc, positions, batch_size=4)
     assert own1 == own2 and curves1 == curves2
     assert [row["start_layer"] for row in curves1["last_to_random"]] == [0, 1, 2]
+    for row in [own1, *curves1["last_to_random"]]:  # per-record outcomes for paired tests, every start layer
+        assert len(row["outcomes"]) == len(enc) and row["outcomes"].count("1") == row["correct"]
 
 
 def test_run_knockout_writes_every_curve(toy_config, small_data, tmp_path):
