@@ -8,26 +8,39 @@ Both models read the same clean prompts (they must tokenize them identically).
   occurrence of the query label) replaces the target's; the target's own ``o_proj`` and everything
   downstream stay the target's. Only the layers and positions an edit can change are recomputed
   (:func:`entity_tracking.partial_forward.patched_logits`).
-* **Input patching** (value fetcher, position transmitter): the source's ``q`` of the heads at the
-  group's position, and/or the ``k``/``v`` of their key/value heads at every position up to and
-  including it (variants ``q``, ``k``, ``v``, ``qk``, ``qkv``). Nothing is reset afterwards: the
-  original reset every head's output at the earlier positions to the target's own, which made
-  its k/v patching act through the last token only. With grouped-query attention a query head
-  has no key/value of its own: patching "the k/v of query head h" patches the kv head that h's
-  whole group shares (:func:`entity_tracking.interventions.kv_head`).
+* **Input patching** (value fetcher, position transmitter; ``cmap.input_mode``): the source's ``q``
+  of the heads at the group's position and/or the ``k``/``v`` of their key/value heads (variants
+  ``q``, ``k``, ``v``, ``qk``, ``qkv``). With grouped-query attention a query head has no key/value
+  of its own: patching "the k/v of query head h" patches the kv head that h's whole group shares
+  (:func:`entity_tracking.interventions.kv_head`).
+
+  - ``paper`` (the default, the paper's definition): ``k``/``v`` at every position *before* the
+    group's position, ``q`` at it; then every head's ``z`` at every position before the last
+    token is reset to the target's own clean run, in every layer, so the patch acts through the
+    last token only: the patched heads' attention there (with the source's ``q`` when the group's
+    position is the last token) over the source's keys/values at the earlier positions (seen by
+    every query head that reads a patched kv head). A ``q`` patch at an earlier position (position
+    detector, structure reader) is therefore a no-op, while their ``k``/``v`` patches still reach
+    the last token through its attention to the positions before theirs. Only the last token is
+    recomputed, from the lowest patched layer (:func:`reset_logits`).
+  - ``no_reset`` (this artifact's earlier behaviour): ``k``/``v`` at every position up to *and
+    including* the group's position, ``q`` at it, and nothing reset, so the k/v patches act
+    through every later position (and the layers above them), not just the last token.
 
 Head sets come from the circuit or from the heads DCM selected, per group, as ``cmap.heads`` says,
 from the source's circuit (``cmap.circuit_of: source``, as in the paper) or the target's. An empty
 head set patches nothing: its accuracy is the target's own, reported with ``patched: false``.
 
 To need one model in memory at a time, the source's activations (only the patched heads, at the
-patched positions) are cached on the CPU first; then the target runs.
+patched positions) are cached on the CPU first; then the target runs. Each result records its
+``input_mode``.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +54,16 @@ from entity_tracking.evaluation import accuracy
 from entity_tracking.interventions import Edit, ModelParts, capture, chain, intervene, kv_head, patch, replace_where
 from entity_tracking.io import read_json, read_jsonl, sha256_file, write_csv, write_json
 from entity_tracking.models import load_for_study
-from entity_tracking.partial_forward import CleanRun, clean_run, equal_length_batches, patched_logits
+from entity_tracking.partial_forward import CleanRun, clean_run, equal_length_batches, patched_logits, run_suffix
 from entity_tracking.tokenization import Encoded, encode_records
 
 log = logging.getLogger(__name__)
 
 OUTPUT_ORDER: tuple[str, ...] = ("struct_reader", "pos_detector", "pos_transmitter", "value_fetcher", "full_circuit")
 VARIANTS: dict[str, tuple[str, ...]] = {"q": ("q",), "k": ("k",), "v": ("v",), "qk": ("q", "k"), "qkv": ("q", "k", "v")}
+INPUT_MODES: tuple[str, ...] = ("paper", "no_reset")
+SPANS: tuple[str, ...] = ("at", "upto", "before")
+SlotKey = tuple[str, int, str, str]
 
 
 class CmapPairError(ValueError):
@@ -57,50 +73,67 @@ class CmapPairError(ValueError):
 @dataclass(frozen=True)
 class Patch:
     """One patched slot: ``site`` (z, q: query heads; k, v: kv heads) of ``heads`` in ``layer`` at the
-    position ``position`` (a field of :class:`Encoded`), or at every position up to it (``upto``)."""
+    position ``position`` (a field of :class:`Encoded`; ``span="at"``), at every position up to and
+    including it (``"upto"``) or at every position before it (``"before"``)."""
 
     site: str
     layer: int
     heads: tuple[int, ...]
     position: str
-    upto: bool = False
+    span: str = "at"
+
+    def __post_init__(self) -> None:
+        if self.span not in SPANS:
+            raise ValueError(f"unknown span {self.span!r}; use one of {SPANS}")
 
     @property
-    def key(self) -> tuple[str, int, str, bool]:
-        return (self.site, self.layer, self.position, self.upto)
+    def key(self) -> SlotKey:
+        return (self.site, self.layer, self.position, self.span)
 
 
-def _merge(slots: dict[tuple[str, int, str, bool], set[int]]) -> list[Patch]:
-    return [Patch(site, layer, tuple(sorted(h)), pos, upto) for (site, layer, pos, upto), h in sorted(slots.items())]
+def _merge(slots: dict[SlotKey, set[int]]) -> list[Patch]:
+    return [Patch(site, layer, tuple(sorted(h)), pos, span) for (site, layer, pos, span), h in sorted(slots.items())]
 
 
 def output_patches(groups: dict[str, Sequence[Head]]) -> list[Patch]:
     """The ``z`` patches of the given groups' heads, each at its group's position (duplicates merged)."""
-    slots: dict[tuple[str, int, str, bool], set[int]] = {}
+    slots: dict[SlotKey, set[int]] = {}
     for group, heads in groups.items():
         for layer, head in heads:
-            slots.setdefault(("z", layer, POSITION_OF[group], False), set()).add(head)
+            slots.setdefault(("z", layer, POSITION_OF[group], "at"), set()).add(head)
     return _merge(slots)
 
 
-def input_patches(parts: ModelParts, heads: Sequence[Head], position: str, variant: str) -> list[Patch]:
-    """``q`` of ``heads`` at ``position``; ``k``/``v`` of their kv heads at every position up to it."""
-    slots: dict[tuple[str, int, str, bool], set[int]] = {}
+def input_patches(
+    parts: ModelParts, heads: Sequence[Head], position: str, variant: str, mode: str = "paper"
+) -> list[Patch]:
+    """``q`` of ``heads`` at ``position``; ``k``/``v`` of their kv heads at every position before it
+    (``mode="paper"``; the reset is :func:`cmap_logits`'s ``reset``) or up to and including it (``"no_reset"``)."""
+    if mode not in INPUT_MODES:
+        raise ValueError(f"unknown input patching mode {mode!r}; use one of {INPUT_MODES}")
+    span = "before" if mode == "paper" else "upto"
+    slots: dict[SlotKey, set[int]] = {}
     for site in VARIANTS[variant]:
         for layer, head in heads:
             if site == "q":
-                slots.setdefault(("q", layer, position, False), set()).add(head)
+                slots.setdefault(("q", layer, position, "at"), set()).add(head)
             else:
-                slots.setdefault((site, layer, position, True), set()).add(kv_head(parts, head))
+                slots.setdefault((site, layer, position, span), set()).add(kv_head(parts, head))
     return _merge(slots)
+
+
+def resets(plan: str, mode: str) -> bool:
+    """Whether plan ``plan`` (a key of :func:`plans_for`) resets every head's ``z`` before the last token:
+    input patching in ``paper`` mode."""
+    return mode == "paper" and plan.startswith("input/")
 
 
 # ------------------------------------------------------------------------------- source activations
 
 
-def needed_slots(plans: dict[str, list[Patch]]) -> dict[tuple[str, int, str, bool], list[int]]:
+def needed_slots(plans: dict[str, list[Patch]]) -> dict[SlotKey, list[int]]:
     """Per captured slot, the union of the heads any plan patches there (sorted)."""
-    union: dict[tuple[str, int, str, bool], set[int]] = {}
+    union: dict[SlotKey, set[int]] = {}
     for patches in plans.values():
         for p in patches:
             union.setdefault(p.key, set()).update(p.heads)
@@ -109,16 +142,18 @@ def needed_slots(plans: dict[str, list[Patch]]) -> dict[tuple[str, int, str, boo
 
 @torch.no_grad()
 def capture_source(
-    parts: ModelParts, batch: Encoded, slots: dict[tuple[str, int, str, bool], list[int]]
-) -> tuple[dict[tuple[str, int, str, bool], torch.Tensor], torch.Tensor]:
+    parts: ModelParts, batch: Encoded, slots: dict[SlotKey, list[int]]
+) -> tuple[dict[SlotKey, torch.Tensor], torch.Tensor]:
     """The source's activations of ``slots`` on the CPU (``[B, 1, n, d]`` at a position, ``[B, T, n, d]``
-    up to it; ``n`` = the slot's heads), and its last-token logits ``[B, vocab]``."""
+    up to or before it; ``n`` = the slot's heads; ``k`` before rotary embeddings), and its last-token
+    logits ``[B, vocab]``."""
     device = next(parts.model.parameters()).device
     store: dict[Any, torch.Tensor] = {}
     by_site: dict[tuple[str, int], list[Edit]] = {}
     for key in slots:
-        site, layer, pos, upto = key
-        by_site.setdefault((site, layer), []).append(capture(store, key, None if upto else getattr(batch, pos)))
+        site, layer, pos, span = key
+        at = getattr(batch, pos) if span == "at" else None
+        by_site.setdefault((site, layer), []).append(capture(store, key, at))
     with intervene(parts, {k: chain(*fns) for k, fns in by_site.items()}):
         logits = parts.model(input_ids=batch.input_ids.to(device)).logits
     rows = torch.arange(len(batch), device=device)
@@ -130,8 +165,8 @@ def patch_edits(
     parts: ModelParts,
     patches: Sequence[Patch],
     batch: Encoded,
-    source: dict[tuple[str, int, str, bool], torch.Tensor],
-    slots: dict[tuple[str, int, str, bool], list[int]],
+    source: dict[SlotKey, torch.Tensor],
+    slots: dict[SlotKey, list[int]],
     rows: torch.Tensor,
     offset: int,
 ) -> dict[tuple[str, int], Edit]:
@@ -144,12 +179,13 @@ def patch_edits(
         values = source[p.key][rows][:, :, cols]  # [b, 1 or T, n, d]
         heads = torch.tensor(p.heads)
         pos = getattr(batch, p.position)[rows]
-        if not p.upto:
+        if p.span == "at":
             fn = patch(pos - offset, heads, values[:, 0])
         else:
             t = values.shape[1]
             n_heads = parts.site_heads(p.site)
-            at = torch.arange(offset, t)[None, :] <= pos[:, None]  # [b, T - offset]
+            tokens = torch.arange(offset, t)[None, :]
+            at = tokens <= pos[:, None] if p.span == "upto" else tokens < pos[:, None]  # [b, T - offset]
             mask = at[:, :, None] & torch.isin(torch.arange(n_heads), heads)[None, None, :]
             full = torch.zeros(len(rows), t - offset, n_heads, parts.head_dim, dtype=values.dtype)
             full[:, :, heads] = values[:, offset:]
@@ -164,14 +200,20 @@ def cmap_logits(
     batch: Encoded,
     clean: CleanRun,
     patches: Sequence[Patch],
-    source: dict[tuple[str, int, str, bool], torch.Tensor],
-    slots: dict[tuple[str, int, str, bool], list[int]],
+    source: dict[SlotKey, torch.Tensor],
+    slots: dict[SlotKey, list[int]],
+    reset: bool = False,
 ) -> torch.Tensor:
     """Last-token logits ``[B, vocab]`` of the target with ``patches`` from the source, recomputing only
-    layers from the lowest patched one and positions from each row's earliest patched position."""
+    layers from the lowest patched one and positions from each row's earliest patched position.
+
+    ``reset``: every head's ``z`` before the last token is reset to the target's clean run
+    (:func:`reset_logits`, input patching as the paper defines it)."""
+    if reset:
+        return reset_logits(parts, batch, clean, patches, source, slots)
     device = clean.resid[0].device
     start = torch.stack(
-        [torch.zeros(len(batch), dtype=torch.long) if p.upto else getattr(batch, p.position) for p in patches]
+        [torch.zeros(len(batch), dtype=torch.long) if p.span != "at" else getattr(batch, p.position) for p in patches]
     ).amin(0)
     first = min(p.layer for p in patches)
     return patched_logits(
@@ -181,6 +223,80 @@ def cmap_logits(
         first,
         lambda rows, s: patch_edits(parts, patches, batch, source, slots, rows, s),
     ).cpu()
+
+
+def rotate_keys(parts: ModelParts, layer: int, keys: torch.Tensor) -> torch.Tensor:
+    """``k_proj`` outputs ``[B, n, T, dh]`` (any heads) of positions ``0..T`` after the rotary embedding
+    ``layer``'s attention applies (the model's own ``rotary_emb`` and ``apply_rotary_pos_emb``): the keys
+    it would cache."""
+    attn = parts.layers[layer].self_attn
+    apply = getattr(sys.modules[type(attn).__module__], "apply_rotary_pos_emb", None)
+    if apply is None:
+        raise ValueError(f"{type(attn).__name__}'s module has no apply_rotary_pos_emb; cannot rotate patched keys")
+    positions = torch.arange(keys.shape[2], device=keys.device)[None]
+    cos, sin = parts.model.model.rotary_emb(keys, position_ids=positions)
+    return apply(keys, keys, cos, sin)[1]
+
+
+@torch.no_grad()
+def reset_logits(
+    parts: ModelParts,
+    batch: Encoded,
+    clean: CleanRun,
+    patches: Sequence[Patch],
+    source: dict[SlotKey, torch.Tensor],
+    slots: dict[SlotKey, list[int]],
+) -> torch.Tensor:
+    """Last-token logits ``[B, vocab]`` of input patching as the paper defines it: ``patches`` (``q`` at a
+    position, ``k``/``v`` before it) in a full forward, then every head's ``z`` at every position before the
+    last token reset to the target's clean run, in every layer.
+
+    The reset keeps every earlier position's residual stream clean in every layer, so only the last token
+    can change: it runs from the lowest patched layer over the clean keys/values, in which the patched kv
+    heads' entries before each row's position are the source's (keys rotated as the target's attention
+    rotates its own ``k_proj`` outputs), with the source's ``q`` at the last token for rows whose position
+    is the last token (elsewhere a ``q`` patch is reset away).
+    """
+    device = clean.resid[0].device
+    t = clean.resid[0].shape[1]
+    last = t - 1
+    if not bool((batch.last == last).all()):
+        raise ValueError("input patching with a reset needs prompts of one length (the last token at the end)")
+    keys, values = list(clean.keys), list(clean.values)
+    edits: dict[tuple[str, int], list[Edit]] = {}
+    layers: list[int] = []
+    for p in patches:
+        pos = getattr(batch, p.position).to(device)
+        cols = [slots[p.key].index(h) for h in p.heads]
+        src = source[p.key][:, :, cols].to(device=device, dtype=clean.resid[0].dtype)  # [B, 1 or T, n, dh]
+        heads = torch.tensor(p.heads, device=device)
+        if p.site == "q" and p.span == "at":
+            rows = pos == last
+            if not bool(rows.any()):
+                continue
+            mask = rows[:, None, None] & torch.isin(torch.arange(parts.heads, device=device), heads)[None, None, :]
+            full = torch.zeros(len(batch), 1, parts.heads, parts.head_dim, dtype=src.dtype, device=device)
+            full[:, :, heads] = src
+            edits.setdefault(("q", p.layer), []).append(replace_where(mask, full))
+        elif p.site in ("k", "v") and p.span == "before":
+            before = (torch.arange(t, device=device)[None, :] < pos[:, None])[:, None, :, None]  # [B, 1, T, 1]
+            if not bool(before.any()):
+                continue
+            new = src.transpose(1, 2)  # [B, n, T, dh]
+            if p.site == "k":
+                new = rotate_keys(parts, p.layer, new)
+            store = keys if p.site == "k" else values
+            store[p.layer] = store[p.layer].clone()
+            store[p.layer][:, heads] = torch.where(before, new, store[p.layer][:, heads])
+        else:
+            raise ValueError(f"input patching with a reset patches q at a position and k/v before it, not {p}")
+        layers.append(p.layer)
+    if not layers:
+        return clean.logits.cpu()
+    first = min(layers)
+    with intervene(parts, {k: chain(*fns) for k, fns in edits.items()}):
+        normed = run_suffix(parts, clean.resid[first][:, last:], last, first, keys, values)
+    return parts.model.lm_head(normed[:, 0]).cpu()
 
 
 # ----------------------------------------------------------------------------------------- head sets
@@ -274,14 +390,16 @@ def _geometry(parts: ModelParts) -> dict[str, int]:
 
 
 def plans_for(parts: ModelParts, head_sets: dict[str, dict[str, Any]], cfg: dict[str, Any]) -> dict[str, list[Patch]]:
-    """Every configuration of a pair: ``output/<group or full_circuit>`` and ``input/<group>/<variant>``."""
+    """Every configuration of a pair: ``output/<group or full_circuit>`` and ``input/<group>/<variant>``
+    (input patches as ``cmap.input_mode`` says; :func:`resets` tells which plans reset)."""
+    mode = cfg["cmap"]["input_mode"]
     heads = {g: [tuple(h) for h in head_sets[g]["heads"]] for g in GROUPS}
     plans: dict[str, list[Patch]] = {}
     for name in OUTPUT_ORDER:
         plans[f"output/{name}"] = output_patches(heads if name == "full_circuit" else {name: heads[name]})
     for group in cfg["cmap"]["input_groups"]:
         for variant in cfg["cmap"]["input_variants"]:
-            plans[f"input/{group}/{variant}"] = input_patches(parts, heads[group], POSITION_OF[group], variant)
+            plans[f"input/{group}/{variant}"] = input_patches(parts, heads[group], POSITION_OF[group], variant, mode)
     return plans
 
 
@@ -308,6 +426,7 @@ def run_cmap(
 ) -> dict[str, Any]:
     """Rule cmap: one (source, target) pair, every group, output and input variants."""
     settings = cfg["cmap"]
+    mode = settings["input_mode"]
     confidence = cfg["evaluation"]["confidence"]
     records = read_jsonl(data_file)
     name = circuit_name(cfg, source, target)
@@ -347,7 +466,8 @@ def run_cmap(
         own = clean.logits.argmax(-1).cpu()
         target_pred[rows] = own
         for key, patches in plans.items():
-            patched = cmap_logits(parts, batch, clean, patches, acts, slots) if patches else None
+            reset = resets(key, mode)
+            patched = cmap_logits(parts, batch, clean, patches, acts, slots, reset=reset) if patches else None
             preds[key][rows] = own if patched is None else patched.argmax(-1)
 
     answers = enc.answer_ids
@@ -360,6 +480,7 @@ def run_cmap(
         "target": target,
         "circuit": name,
         "circuit_of": settings["circuit_of"],
+        "input_mode": mode,
         "records": len(enc),
         "data_sha256": sha256_file(data_file),
         "geometry": geometry,

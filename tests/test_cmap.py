@@ -1,5 +1,6 @@
-"""Cross-model activation patching (entity_tracking.cmap): hand-made full-forward references, self-patching,
-head sets from circuits and DCM files, pair checks, the rule's JSON and table."""
+"""Cross-model activation patching (entity_tracking.cmap): hand-made full-forward references (output patching,
+input patching in both modes), self-patching, head sets from circuits and DCM files, pair checks, the rule's
+JSON and table."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+import entity_tracking.cmap as cmap_module
 from entity_tracking.circuits import GROUPS, POSITION_OF, save_circuit
 from entity_tracking.cmap import (
     CmapPairError,
@@ -22,6 +24,7 @@ from entity_tracking.cmap import (
     output_patches,
     patch_edits,
     plans_for,
+    resets,
     resolve_head_sets,
     run_cmap,
     write_cmap_table,
@@ -43,10 +46,15 @@ CIRCUIT = {
 }
 
 
-@pytest.fixture(scope="module", params=[4, 2])
+PAIRS = {"llama-mha": ("llama", 4), "llama-gqa": ("llama", 2), "qwen2-gqa": ("qwen2", 2)}
+
+
+@pytest.fixture(scope="module", params=list(PAIRS))
 def pair(request, bos_tokenizer, objects, small_data) -> dict[str, Any]:
-    """Two different 3-layer models sharing a tokenizer (kv heads 4 = one per query head, or 2 = grouped)."""
-    kw = dict(layers=3, hidden=64, intermediate=96, heads=4, kv_heads=request.param)
+    """Two different 3-layer models sharing a tokenizer: Llama with one kv head per query head or grouped,
+    Qwen2 (grouped, random q/k/v biases)."""
+    arch, kv_heads = PAIRS[request.param]
+    kw = dict(arch=arch, layers=3, hidden=64, intermediate=96, heads=4, kv_heads=kv_heads)
     src = ModelParts.of(sharpen(build_model(bos_tokenizer, seed=10, **kw), scale=4.0, seed=1))
     tgt = ModelParts.of(sharpen(build_model(bos_tokenizer, seed=11, **kw), scale=4.0, seed=2))
     enc = encode_records(bos_tokenizer, small_data["eval"][:6], check_vocabulary(bos_tokenizer, objects))
@@ -58,11 +66,11 @@ def _full(parts: ModelParts, ids: torch.Tensor, edits: dict) -> torch.Tensor:
         return parts.model(input_ids=ids).logits[:, -1]
 
 
-def _cmap(pair: dict[str, Any], patches: list[Patch]) -> torch.Tensor:
+def _cmap(pair: dict[str, Any], patches: list[Patch], reset: bool = False) -> torch.Tensor:
     enc = pair["enc"]
     slots = needed_slots({"x": patches})
     acts, _ = capture_source(pair["src"], enc, slots)
-    return cmap_logits(pair["tgt"], enc, clean_run(pair["tgt"], enc.input_ids), patches, acts, slots)
+    return cmap_logits(pair["tgt"], enc, clean_run(pair["tgt"], enc.input_ids), patches, acts, slots, reset=reset)
 
 
 def _capture_full(parts: ModelParts, ids: torch.Tensor, site: str, layer: int) -> torch.Tensor:
@@ -85,8 +93,110 @@ def test_output_patching_of_one_head_equals_a_hand_made_full_forward(pair, group
     assert not torch.allclose(want, clean_run(tgt, enc.input_ids).logits, atol=1e-4)  # the patch matters
 
 
+def _reset_edits(parts: ModelParts, ids: torch.Tensor) -> dict:
+    """Every head's z at every position before the last token set to the model's own clean z, in every layer."""
+    last = ids.shape[1] - 1
+    edits = {}
+    for layer in range(parts.num_layers):
+        clean = _capture_full(parts, ids, "z", layer)
+
+        def fn(view, clean=clean):
+            out = view.clone()
+            out[:, :last] = clean[:, :last]
+            return out
+
+        edits[("z", layer)] = fn
+    return edits
+
+
+def _paper_reference(pair: dict[str, Any], heads: list, position: str, variant: str) -> torch.Tensor:
+    """The paper's input patching by hand, in a full forward: the source's k/v (k_proj / v_proj outputs) of the
+    heads' kv heads at every position before the group position, its q at the group position, and every head's
+    z before the last token reset to the target's clean z in every layer."""
+    enc, src, tgt = pair["enc"], pair["src"], pair["tgt"]
+    pos = getattr(enc, position).tolist()
+    edits = _reset_edits(tgt, enc.input_ids)
+    for layer in sorted({h[0] for h in heads}):
+        hs = [h for lyr, h in heads if lyr == layer]
+        for site in variant:
+            value = _capture_full(src, enc.input_ids, site, layer)
+            idx = hs if site == "q" else sorted({kv_head(tgt, h) for h in hs})
+
+            def fn(view, value=value, idx=idx, site=site):
+                out = view.clone()
+                for b, p in enumerate(pos):
+                    if site == "q":
+                        out[b, p, idx] = value[b, p, idx]
+                    else:
+                        out[b, :p, idx] = value[b, :p, idx]
+                return out
+
+            edits[(site, layer)] = fn
+    return _full(tgt, enc.input_ids, edits)
+
+
+@pytest.mark.parametrize("position", ["last", "query_label"])
 @pytest.mark.parametrize("variant", ["q", "k", "v", "qk", "qkv"])
-def test_input_patching_equals_a_hand_made_full_forward(pair, variant):
+def test_paper_input_patching_equals_a_hand_made_full_forward(pair, variant, position):
+    """The default mode: k/v before the group position, q at it, every z before the last token reset. At an
+    earlier group position (the position detector's query label) the q patch is reset away, k/v still act."""
+    enc, tgt = pair["enc"], pair["tgt"]
+    heads = [(1, 2), (2, 3)]
+    want = _paper_reference(pair, heads, position, variant)
+    got = _cmap(pair, input_patches(tgt, heads, position, variant), reset=True)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    clean = clean_run(tgt, enc.input_ids).logits
+    if position == "query_label" and variant == "q":
+        torch.testing.assert_close(got, clean, rtol=0, atol=0)  # nothing can change: the clean logits
+    else:
+        assert not torch.allclose(want, clean, atol=1e-4)  # the patch matters
+
+
+def test_paper_input_patching_from_layer_0_with_every_kv_head(pair):
+    """Patches in the first layer (the suffix runs every layer) and on every kv head of a layer."""
+    tgt = pair["tgt"]
+    heads = [(0, h) for h in range(4)] + [(1, 0)]
+    want = _paper_reference(pair, heads, "last", "qkv")
+    got = _cmap(pair, input_patches(tgt, heads, "last", "qkv", "paper"), reset=True)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+
+
+def test_paper_mode_and_no_reset_differ(pair):
+    """The option switches behaviour: without the reset a layer-0 k/v patch reaches the last token through
+    every later position too, and a q patch at an earlier position acts (the reset undoes it)."""
+    enc, tgt = pair["enc"], pair["tgt"]
+    clean = clean_run(tgt, enc.input_ids).logits
+    heads = [(0, 1)]
+    for variant in ("k", "v"):
+        paper = _cmap(pair, input_patches(tgt, heads, "last", variant, "paper"), reset=True)
+        no_reset = _cmap(pair, input_patches(tgt, heads, "last", variant, "no_reset"))
+        assert not torch.allclose(paper, no_reset, atol=1e-3), variant
+        assert not torch.allclose(paper, clean, atol=1e-4), variant
+    q_early = input_patches(tgt, heads, "query_label", "q", "no_reset")
+    assert q_early == input_patches(tgt, heads, "query_label", "q", "paper")  # the same patch ...
+    torch.testing.assert_close(_cmap(pair, q_early, reset=True), clean, rtol=0, atol=0)  # ... reset away
+    assert not torch.allclose(_cmap(pair, q_early), clean, atol=1e-4)  # ... or not
+    assert resets("input/value_fetcher/k", "paper") and not resets("input/value_fetcher/k", "no_reset")
+    assert not resets("output/value_fetcher", "paper")
+
+
+def test_input_patches_of_the_two_modes():
+    parts = ModelParts(None, [], heads=4, kv_heads=2, head_dim=16)  # type: ignore[arg-type]
+    paper = input_patches(parts, [(1, 3), (1, 2), (0, 0)], "last", "qk")
+    assert paper == [
+        Patch("k", 0, (0,), "last", "before"),
+        Patch("k", 1, (1,), "last", "before"),  # heads 2 and 3 share kv head 1
+        Patch("q", 0, (0,), "last"),
+        Patch("q", 1, (2, 3), "last"),
+    ]
+    no_reset = input_patches(parts, [(1, 3), (1, 2), (0, 0)], "last", "qk", "no_reset")
+    assert [p.span for p in no_reset] == ["upto", "upto", "at", "at"]
+    with pytest.raises(ValueError, match="unknown input patching mode"):
+        input_patches(parts, [(0, 0)], "last", "v", "reset")
+
+
+@pytest.mark.parametrize("variant", ["q", "k", "v", "qk", "qkv"])
+def test_no_reset_input_patching_equals_a_hand_made_full_forward(pair, variant):
     """q at the last token; k/v of the head's kv head at every position up to the last one, nothing reset."""
     enc, src, tgt = pair["enc"], pair["src"], pair["tgt"]
     heads = [(1, 2), (2, 3)]
@@ -107,13 +217,13 @@ def test_input_patching_equals_a_hand_made_full_forward(pair, variant):
 
             edits[(site, layer)] = fn
     want = _full(tgt, enc.input_ids, edits)
-    got = _cmap(pair, input_patches(tgt, heads, "last", variant))
+    got = _cmap(pair, input_patches(tgt, heads, "last", variant, "no_reset"))
     torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
     assert not torch.allclose(want, clean_run(tgt, enc.input_ids).logits, atol=1e-4)
 
 
 def test_kv_patching_stops_at_the_group_position(pair):
-    """k/v input patching at an earlier group position (query label) leaves later positions' keys alone."""
+    """no_reset k/v input patching at an earlier group position (query label) leaves later positions' keys alone."""
     enc, src, tgt = pair["enc"], pair["src"], pair["tgt"]
     k_src = _capture_full(src, enc.input_ids, "k", 1)
     kv = kv_head(tgt, 2)
@@ -125,41 +235,49 @@ def test_kv_patching_stops_at_the_group_position(pair):
         return out
 
     want = _full(tgt, enc.input_ids, {("k", 1): fn})
-    got = _cmap(pair, input_patches(tgt, [(1, 2)], "query_label", "k"))
+    got = _cmap(pair, input_patches(tgt, [(1, 2)], "query_label", "k", "no_reset"))
     torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
 
 
-def test_every_plan_equals_the_full_forward_with_the_same_edits(pair):
-    """The suffix engine (from the lowest patched layer and each row's earliest patched position) gives the
-    full forward's logits for every configuration of a pair."""
+@pytest.mark.parametrize("mode", ["paper", "no_reset"])
+def test_every_plan_equals_the_full_forward_with_the_same_edits(pair, mode):
+    """The fast engines (from the lowest patched layer and each row's earliest patched position; the last
+    token only where the plan resets) give the full forward's logits for every configuration of a pair."""
     enc, src, tgt = pair["enc"], pair["src"], pair["tgt"]
     head_sets = {g: {"heads": [list(h) for h in CIRCUIT[g]]} for g in GROUPS}
-    cfg = {"cmap": {"input_groups": ["value_fetcher", "pos_transmitter"], "input_variants": ["q", "k", "v", "qkv"]}}
+    groups = ["value_fetcher", "pos_transmitter", "pos_detector"]
+    cfg = {"cmap": {"input_groups": groups, "input_variants": ["q", "k", "v", "qkv"], "input_mode": mode}}
     plans = plans_for(tgt, head_sets, cfg)
-    assert len(plans) == 5 + 2 * 4
+    assert len(plans) == 5 + 3 * 4
     slots = needed_slots(plans)
     acts, _ = capture_source(src, enc, slots)
     clean = clean_run(tgt, enc.input_ids)
+    reset_edits = _reset_edits(tgt, enc.input_ids)
     for key, patches in plans.items():
-        fast = cmap_logits(tgt, enc, clean, patches, acts, slots)
-        full = _full(tgt, enc.input_ids, patch_edits(tgt, patches, enc, acts, slots, torch.arange(len(enc)), 0))
+        fast = cmap_logits(tgt, enc, clean, patches, acts, slots, reset=resets(key, mode))
+        edits = patch_edits(tgt, patches, enc, acts, slots, torch.arange(len(enc)), 0)
+        if resets(key, mode):
+            assert not any(site == "z" for site, _ in edits)
+            edits = {**edits, **reset_edits}
+        full = _full(tgt, enc.input_ids, edits)
         torch.testing.assert_close(fast, full, rtol=0, atol=1e-5, msg=key)
     full_circuit = plans["output/full_circuit"]
     assert sum(len(p.heads) for p in full_circuit) == 7  # 8 listed, (1, 3) at the last token once
     assert {p.position for p in full_circuit} == {"last", "query_label", "prev_query_label"}
 
 
-def test_patching_a_model_into_itself_changes_nothing(pair):
+@pytest.mark.parametrize("mode", ["paper", "no_reset"])
+def test_patching_a_model_into_itself_changes_nothing(pair, mode):
     enc, tgt = pair["enc"], pair["tgt"]
     head_sets = {g: {"heads": [list(h) for h in CIRCUIT[g]]} for g in GROUPS}
-    cfg = {"cmap": {"input_groups": list(GROUPS), "input_variants": ["q", "k", "v", "qk", "qkv"]}}
+    cfg = {"cmap": {"input_groups": list(GROUPS), "input_variants": ["q", "k", "v", "qk", "qkv"], "input_mode": mode}}
     plans = plans_for(tgt, head_sets, cfg)
     slots = needed_slots(plans)
     acts, own = capture_source(tgt, enc, slots)
     clean = clean_run(tgt, enc.input_ids)
     torch.testing.assert_close(own, clean.logits, rtol=0, atol=1e-5)
     for key, patches in plans.items():
-        got = cmap_logits(tgt, enc, clean, patches, acts, slots)
+        got = cmap_logits(tgt, enc, clean, patches, acts, slots, reset=resets(key, mode))
         torch.testing.assert_close(got, clean.logits, rtol=0, atol=1e-5, msg=key)
 
 
@@ -184,8 +302,12 @@ def _write_circuits(root, circuits: dict[str, dict[str, list]]) -> None:
 FROM_CIRCUIT = {"heads": dict.fromkeys(GROUPS, "circuit")}
 
 
-def test_run_cmap_writes_every_group_and_variant(tmp_path, small_data):
+def test_run_cmap_writes_every_group_and_variant(tmp_path, small_data, monkeypatch):
     cfg = _profile(tmp_path, TWO, FROM_CIRCUIT)
+    assert cfg["cmap"]["input_mode"] == "paper"  # the paper's definition is the default
+    resetting: list[int] = []
+    real = cmap_module.reset_logits
+    monkeypatch.setattr(cmap_module, "reset_logits", lambda *a, **k: resetting.append(1) or real(*a, **k))
     assert cmap_pairs(cfg) == [("tuned", "base")]
     data = tmp_path / "eval.jsonl"
     write_jsonl(data, small_data["eval"][:14])
@@ -195,6 +317,8 @@ def test_run_cmap_writes_every_group_and_variant(tmp_path, small_data):
     out = tmp_path / "cmap" / "tuned__base.json"
     res = run_cmap(cfg, "tuned", "base", data, circuit_file, dcm, out)
     assert res["records"] == 14 and res["circuit"] == "tuned" and res["circuit_of"] == "source"
+    assert res["input_mode"] == "paper" and len(resetting) == 2 * (2 * 5)  # 2 batches x every input plan
+    assert len(res["input"]["value_fetcher"]["k"]["outcomes"]) == 14
     assert list(res["output"]) == ["struct_reader", "pos_detector", "pos_transmitter", "value_fetcher", "full_circuit"]
     assert res["output"]["full_circuit"]["heads"] == 8 and res["output"]["struct_reader"]["heads"] == 2
     assert res["output"]["struct_reader"]["positions"] == ["prev_query_label"]
@@ -209,6 +333,13 @@ def test_run_cmap_writes_every_group_and_variant(tmp_path, small_data):
     first = out.read_bytes()
     run_cmap(cfg, "tuned", "base", data, circuit_file, dcm, out)
     assert out.read_bytes() == first  # byte-reproducible
+    resetting.clear()
+    cfg_nr = _profile(tmp_path, TWO, {**FROM_CIRCUIT, "input_mode": "no_reset"})
+    res_nr = run_cmap(cfg_nr, "tuned", "base", data, circuit_file, dcm, tmp_path / "no_reset.json")
+    assert res_nr["input_mode"] == "no_reset" and resetting == []  # honoured: no plan resets
+    assert res_nr["output"] == res["output"] and res_nr["target_accuracy"] == res["target_accuracy"]
+    with pytest.raises(ConfigError, match="input_mode"):
+        _profile(tmp_path, TWO, {"input_mode": "reset"})
     write_cmap_table([out], tmp_path / "cmap.csv")
     rows = list(csv.DictReader((tmp_path / "cmap.csv").open()))
     assert len(rows) == 5 + 2 * 5
