@@ -90,6 +90,7 @@ FINAL_TARGETS = [
     *expand(f"{RESULTS}/models/{{model}}.json", model=MODELS),
     f"{RESULTS}/accuracy.csv",
     *expand(f"{RESULTS}/circuits/{{model}}/circuit.json", model=MODELS),
+    *expand(f"{RESULTS}/circuits/{{model}}/bootstrap.csv", model=MODELS),
     f"{RESULTS}/faithfulness.csv",
     f"{RESULTS}/completeness.csv",
     f"{RESULTS}/circuit_overlap.csv",

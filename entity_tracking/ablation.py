@@ -211,6 +211,10 @@ class Ablator:
             out.append(logits.float().cpu())
         return torch.cat(out)
 
+    def outcomes(self, keep: dict[str, set[Head]] | None, ablate_context: bool = True) -> torch.Tensor:
+        """Per prompt, whether the prediction with everything but ``keep`` mean-ablated is right ``[N]``."""
+        return self.predictions(keep, ablate_context) == self.enc.answer_ids
+
     def accuracy(self, keep: dict[str, set[Head]] | None, ablate_context: bool = True) -> float:
         """Accuracy (full precision) with everything but ``keep`` mean-ablated."""
         return float(accuracy(self.predictions(keep, ablate_context), self.enc.answer_ids)["accuracy"])

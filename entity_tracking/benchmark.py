@@ -242,17 +242,19 @@ Prepared = tuple[Callable[[], Any], str, dict[str, Any]]
 def _path_patching(task: Task, cfg: dict[str, Any], name: str, parts: Any, loaded: Any, vocab: Any) -> Prepared:
     from entity_tracking.circuits import top_heads
     from entity_tracking.path_patching import circuit_settings, path_patching, prepare_data, stage_scores
+    from entity_tracking.selection import NO_GUARD
 
     settings = circuit_settings(cfg, name)["path_patching"]
     records = task_records(task.seed, cfg["dataset"]["num_boxes"], "discovery", task.records)
     data = prepare_data(loaded.tokenizer, records, vocab)
     n, topk, rows = len(data), settings["topk"], settings["max_rows"]
     if task.method == "path_patching_fast":
-        args = (topk, settings["metric"], "fast", settings["batch_size"], rows, settings["share_clean_runs"])
+        # no noise guard: every stage runs whatever the model (a random one has no signal), as in the original
+        args = (topk, settings["metric"], "fast", settings["batch_size"], rows, settings["share_clean_runs"], NO_GUARD)
         scope = f"all 4 stages, {n} records, batch {settings['batch_size']}, top-k {list(topk.values())}"
         return lambda: path_patching(parts, data, *args), scope, {}
     first = stage_scores(parts, data, "value_fetcher", [], "fast", n, rows)  # the stage's receivers (not timed)
-    receivers = top_heads(first[settings["metric"]], topk["value_fetcher"])
+    receivers = top_heads(first[settings["metric"]].mean(0), topk["value_fetcher"])
     if task.method == "path_patching_fast_stage":
         scope = f"{STAGE} stage only ({len(receivers)} receivers), {n} records in one batch, clean runs included"
         return lambda: stage_scores(parts, data, STAGE, receivers, "fast", n, rows), scope, {}

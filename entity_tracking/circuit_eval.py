@@ -188,15 +188,61 @@ def write_completeness_table(files: Sequence[str | Path], out_csv: str | Path) -
                 writer.writerow([res["model"], g, row["F_C_minus_K"], "", row["F_M_minus_K"], "", row["diff"], ""])
 
 
-def write_overlap(names: Sequence[str], files: Sequence[str | Path], out_csv: str | Path, out_json: str | Path) -> None:
-    """Overlap of every ordered pair of circuits (precision is relative to the first, recall to the second)."""
+def write_overlap(
+    names: Sequence[str],
+    files: Sequence[str | Path],
+    out_csv: str | Path,
+    out_json: str | Path,
+    bootstrap: dict[str, str | Path] | None = None,
+) -> None:
+    """Overlap of every ordered pair of circuits (precision is relative to the first, recall to the second).
+
+    With ``bootstrap`` (model -> its ``bootstrap.json``), each row also has the overlap of the two models'
+    candidate sets (``candidate_*``) beside the overlap expected from resampling alone: the share of the
+    first model's candidates that a resample of its own discovery prompts selects again (mean and 95 %
+    interval). A between-model share inside that interval differs by no more than resampling noise.
+    """
     circuits: dict[str, Circuit] = {n: load_circuit(f) for n, f in zip(names, files, strict=True)}
+    boot = {m: read_json(p) for m, p in (bootstrap or {}).items()}
+    cands = {m: {g: [tuple(h) for h in b["candidates"][g]] for g in GROUPS} for m, b in boot.items()}
     rows = []
     for a in names:
         for b in names:
-            if a != b:
-                for group, stats in overlap(circuits[a], circuits[b]).items():
-                    rows.append({"circuit_a": a, "circuit_b": b, "group": group, **stats})
-    columns = ["circuit_a", "circuit_b", "group", "size_a", "size_b", "intersection", "precision", "recall"]
-    write_csv(out_csv, columns, rows)
+            if a == b:
+                continue
+            pair_cands = overlap(cands[a], cands[b]) if a in cands and b in cands else {}
+            for group, stats in overlap(circuits[a], circuits[b]).items():
+                row: dict[str, Any] = {"circuit_a": a, "circuit_b": b, "group": group, **stats}
+                if group in pair_cands:
+                    c = pair_cands[group]
+                    row |= {
+                        "candidates_a": c["size_a"],
+                        "candidates_b": c["size_b"],
+                        "candidate_intersection": c["intersection"],
+                        "candidate_precision": c["precision"],
+                    }
+                    agree = boot[a]["candidate_agreement"].get(group)
+                    if agree is not None:
+                        row |= {f"resampling_precision_{k}": agree[k] for k in ("mean", "low", "high")}
+                rows.append(row)
+    write_csv(out_csv, OVERLAP_COLUMNS, rows)
     write_json(out_json, rows)
+
+
+OVERLAP_COLUMNS = (
+    "circuit_a",
+    "circuit_b",
+    "group",
+    "size_a",
+    "size_b",
+    "intersection",
+    "precision",
+    "recall",
+    "candidates_a",
+    "candidates_b",
+    "candidate_intersection",
+    "candidate_precision",
+    "resampling_precision_mean",
+    "resampling_precision_low",
+    "resampling_precision_high",
+)

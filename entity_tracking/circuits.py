@@ -2,7 +2,9 @@
 
 A circuit file is ``{group: [[layer, head], ...]}`` with the groups ``value_fetcher``,
 ``pos_transmitter``, ``pos_detector`` and ``struct_reader`` — the format of the original
-repository's ``results/circuits/*.json``, which therefore load unchanged.
+repository's ``results/circuits/*.json``, which therefore load unchanged. A circuit found here
+also has a ``selection`` entry: per group, the status of its path-patching stage (``signal``,
+``no signal``, or ``not run`` once the chain stopped; :mod:`entity_tracking.selection`) and why.
 
 Each group acts at one position class: value fetcher and position transmitter at the last token,
 position detector at the query label, structure reader at the query label's earlier occurrence in
@@ -32,6 +34,7 @@ POSITION_OF: dict[str, str] = {
 }
 POSITIONS: tuple[str, ...] = ("last", "query_label", "prev_query_label")
 Node = tuple[str, Head]  # (position class, head)
+SELECTION = "selection"  # the optional key of a circuit file with each group's stage status
 
 
 class CircuitFileError(ValueError):
@@ -42,6 +45,8 @@ def load_circuit(path: str | Path, layers: int | None = None, heads: int | None 
     """Read a circuit JSON (ours or the original repository's); check heads against the model's size."""
     raw = read_json(path)
     fix = 'Fix: give every group as a list of [layer, head] pairs, e.g. {"value_fetcher": [[15, 13]], ...}.'
+    if isinstance(raw, dict):
+        raw = {k: v for k, v in raw.items() if k != SELECTION}
     if not isinstance(raw, dict) or set(raw) != set(GROUPS):
         got = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
         raise CircuitFileError(f"{path}: a circuit has exactly the groups {list(GROUPS)}, got {got}. {fix}")
@@ -66,8 +71,35 @@ def load_circuit(path: str | Path, layers: int | None = None, heads: int | None 
     return circuit
 
 
-def save_circuit(path: str | Path, circuit: Circuit) -> None:
-    write_json(path, {g: [list(h) for h in circuit[g]] for g in GROUPS})
+def save_circuit(path: str | Path, circuit: Circuit, selection: dict[str, dict[str, str]] | None = None) -> None:
+    """Write a circuit; ``selection``: per group, ``{"status": ..., "reason": ...}`` of its stage."""
+    out: dict[str, Any] = {g: [list(h) for h in circuit[g]] for g in GROUPS}
+    if selection is not None:
+        out[SELECTION] = {g: selection[g] for g in GROUPS}
+    write_json(path, out)
+
+
+GIVEN = "given"  # the status of every group of a circuit without a selection entry (a published circuit)
+STATUSES: tuple[str, ...] = ("signal", "no signal", "not run", GIVEN)
+
+
+def group_status(path: str | Path) -> dict[str, dict[str, str]]:
+    """Per group, ``{"status", "reason"}`` of the stage that selected it (``given`` for a circuit file
+    without a selection entry)."""
+    raw = read_json(path)
+    entry = raw.get(SELECTION) if isinstance(raw, dict) else None
+    if entry is None:
+        return {g: {"status": GIVEN, "reason": "a given circuit"} for g in GROUPS}
+    ok = isinstance(entry, dict) and all(
+        isinstance(entry.get(g), dict) and entry[g].get("status") in STATUSES for g in GROUPS
+    )
+    if not ok:
+        raise CircuitFileError(
+            f"{path}: its {SELECTION!r} entry must give every group a status in {list(STATUSES)}. "
+            "Fix: a circuit made by rule minimality: delete it and rerun snakemake; a circuit of your own: remove "
+            f"the {SELECTION!r} entry."
+        )
+    return {g: {"status": entry[g]["status"], "reason": str(entry[g].get("reason", ""))} for g in GROUPS}
 
 
 def circuit_nodes(circuit: Circuit) -> list[Node]:
@@ -104,14 +136,6 @@ def top_heads(score: torch.Tensor, k: int) -> list[Head]:
     order = sorted(range(len(flat)), key=lambda i: (flat[i], i))[:k]
     n_heads = score.shape[1]
     return [(i // n_heads, i % n_heads) for i in order]
-
-
-def candidates(scores: dict[str, torch.Tensor], k: dict[str, int]) -> Circuit:
-    """Re-rank each stage's scores with the candidate sizes; drop value fetchers that are also transmitters."""
-    out = {g: top_heads(scores[g], k[g]) for g in GROUPS}
-    transmitters = set(out["pos_transmitter"])
-    out["value_fetcher"] = [h for h in out["value_fetcher"] if h not in transmitters]
-    return out
 
 
 def random_circuit(rng: random.Random, sizes: dict[str, int], layers: int, heads: int) -> Circuit:

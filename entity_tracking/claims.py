@@ -31,15 +31,29 @@ Thresholds of the qualitative claims: faithful means F ≥ 0.80 (the paper: 0.88
 means a mean |ΔF| over random K ≤ 0.15 (the paper: 0.06–0.10); the base circuit survives
 fine-tuning when ≥ 50 % of its nodes are in the fine-tuned model's circuit, and more than chance
 (the paper: 75 %); specific means more than 0.05 above the best random circuit of the same group
-sizes (the paper: 0.66-0.81 against 0.00-0.01). DCM: a group carries a piece of information when
-its test accuracy is ≥ its chance floor (the same test pairs, nothing patched) + 0.05, about three
-standard errors of a difference of accuracies on 504 pairs; the structure reader is "near its floor"
-below that (the paper: PT 0.362, PD 0.412 and SR 0.140 against the original's floor of ~0.13). A
-group with no heads in the circuit is ``not applicable``. CMAP lifts the base when the patched
-accuracy is above the base's 95 % interval (the paper's lifts: 0.08-0.16 on 500 prompts); the note
-says how much of the gap to the fine-tuned accuracy it closes. Knockout hurts more than its random
-control when the mean accuracy over the first half of the start layers (s < L/2, rounded up) is
-more than 0.05 below the control's.
+sizes (the paper: 0.66-0.81 against 0.00-0.01).
+
+Every comparison of two accuracies on the same prompts is a **paired test** at level ``ALPHA``
+(0.05), and passes only when significant in the claimed direction (:mod:`entity_tracking.stats`,
+McNemar's exact test on the discordant prompts):
+
+* a fine-tuned model is more accurate than its base (one-sided);
+* DCM: a group carries a piece of information when its test accuracy beats its chance floor (the
+  same test pairs, nothing patched) significantly *and* by ≥ 0.05; the structure reader is "near
+  its floor" when it does not (the paper: PT 0.362, PD 0.412 and SR 0.140 against the original's
+  floor of ~0.13);
+* CMAP: patching the fine-tuned model's value fetcher or position transmitter into its base lifts
+  the base's accuracy (one-sided); the full circuit lifts it *and* is not significantly below the
+  fine-tuned model's accuracy (the paper's "brings the base to the fine-tuned accuracy"); the
+  position detector and the structure reader do not lift it significantly;
+* knockout along the paper's paths hurts more than its random control: per prompt, the mean
+  accuracy over the first half of the start layers (s < L/2, rounded up), blocked minus control;
+  an exact sign test that these differences lean below 0, and a mean difference below -0.05.
+
+A claim that needs a group whose path-patching stage found no head beyond noise (or was not run
+after such a stage), or that minimality left empty, is ``not applicable`` and its note names the
+stage: faithfulness, specificity (random circuits), completeness and survival need every group of
+the circuit; DCM, activation patching and CMAP need their group (the full circuit: every group).
 
 To add a claim: write a function ``(Results) -> list[Claim]`` and append it to ``QUALITATIVE``, or
 append a :class:`Headline` to ``HEADLINES``; list the files it reads as inputs of rule ``claims``.
@@ -54,13 +68,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from entity_tracking import paper
-from entity_tracking.circuits import GROUPS, Circuit, load_circuit, top_heads
+from entity_tracking.circuits import GROUPS, Circuit, group_status, load_circuit, top_heads
 from entity_tracking.io import atomic_write, read_json, read_safetensors, write_json
+from entity_tracking.stats import OutcomeError, paired_test, parse_outcomes, sign_test
 
 PASS, FAIL, NOT_COMPUTED, NOT_APPLICABLE = "pass", "fail", "not computed", "not applicable"
 VERDICTS = (PASS, FAIL, NOT_COMPUTED, NOT_APPLICABLE)
-FAITHFUL, COMPLETE, SURVIVES, MARGIN = 0.80, 0.15, 0.50, 0.05
+FAITHFUL, COMPLETE, SURVIVES, MARGIN, ALPHA = 0.80, 0.15, 0.50, 0.05, 0.05
+NO_SIGNAL_STATUSES = ("no signal", "not run")
 LORA_NOTE = (
     "The original dropped Goat's LoRA o_proj delta in every hooked forward pass (a bug); ours merges "
     "the adapter first, so Goat's hooked results may differ for that reason."
@@ -134,6 +152,21 @@ class Results:
     def circuit(self, name: str) -> Circuit:
         return load_circuit(self.path(f"circuits/{name}/circuit.json"))
 
+    def status(self, name: str) -> dict[str, dict[str, str]]:
+        """Per group of a circuit, the status of its path-patching stage (``given`` for a published circuit)."""
+        return group_status(self.path(f"circuits/{name}/circuit.json"))
+
+    def outcomes(self, entry: dict[str, Any], where: str, key: str = "outcomes") -> np.ndarray:
+        """The per-record outcomes ``entry[key]`` of an accuracy entry of file ``where``; :class:`Missing` when
+        absent (results made before outcomes were recorded)."""
+        if not isinstance(entry, dict) or key not in entry:
+            where_ = (self.root / where).as_posix()
+            raise Missing(f"needs per-record outcomes ({key}) in {where_}: rerun the job that made it")
+        try:
+            return parse_outcomes(entry[key], where)
+        except OutcomeError as err:
+            raise Missing(f"needs valid per-record outcomes: {err}") from None
+
     def path_patching(self, model: str) -> dict[str, Any]:
         return read_safetensors(self.path(f"circuits/{model}/path_patching.safetensors"))
 
@@ -168,6 +201,32 @@ class Results:
         return arch["layers"] * arch["heads"]
 
 
+def unsupported(r: Results, circuit: str, groups: Iterable[str] = GROUPS) -> str | None:
+    """Why a claim that needs ``groups`` of ``circuit`` is not applicable, or None: a group whose stage had no
+    signal (or was not run after one that had none), or a group minimality left empty."""
+    status = r.status(circuit)
+    groups = tuple(groups)
+    missing = [g for g in groups if status[g]["status"] in NO_SIGNAL_STATUSES]
+    if missing:
+        stop = next((g for g in GROUPS if status[g]["status"] == "no signal"), missing[0])
+        after = [GROUP_NAMES[g] for g in missing if status[g]["status"] == "not run"]
+        tail = f"; the {', '.join(after)} stage{'s' if len(after) > 1 else ''} not run" if after else ""
+        return f"Not applicable: no signal in stage {GROUP_NAMES[stop]} of {r.label(circuit)}'s circuit{tail}."
+    heads = r.circuit(circuit)
+    empty = [GROUP_NAMES[g] for g in groups if not heads[g]]
+    if empty:
+        return f"Not applicable: minimality left the {', '.join(empty)} of {r.label(circuit)}'s circuit empty."
+    return None
+
+
+def paired_note(test: dict[str, Any], a: str, b: str) -> str:
+    """One sentence on a paired test of accuracy ``a`` against ``b``."""
+    return (
+        f"Paired on {test['records']} prompts: {test['a_only']} right only for {a}, {test['b_only']} only for {b}; "
+        f"McNemar exact {test['alternative']} p = {test['p_value']:.2g}."
+    )
+
+
 # --- headline numbers (paper profile) -------------------------------------------------------------
 
 
@@ -196,6 +255,7 @@ class Headline:
     measure: Callable[[Results, Any], Any]
     key: Any = None
     note: str = ""
+    needs: tuple[str, tuple[str, ...]] | None = None  # (circuit, groups) the number needs signal in
 
 
 def _family(
@@ -207,8 +267,10 @@ def _family(
     check: Callable[[Any, Any], bool],
     measure: Callable[[Results, Any], Any],
     notes: dict[Any, str] | None = None,
+    needs: Callable[[Any], tuple[str, tuple[str, ...]] | None] | None = None,
 ) -> list[Headline]:
-    """One row per key of ``refs``; ``statement`` may name ``{model}`` (the key's paper name) or ``{key}``."""
+    """One row per key of ``refs``; ``statement`` may name ``{model}`` (the key's paper name) or ``{key}``.
+    ``needs(key)``: the circuit and groups the row needs signal in (else it is not applicable)."""
     notes = notes or {}
     return [
         Headline(
@@ -221,6 +283,7 @@ def _family(
             measure,
             key,
             notes.get(key, notes.get("*", "")),
+            needs(key) if needs else None,
         )
         for key, ref in refs.items()
     ]
@@ -249,17 +312,30 @@ def _selected(res: dict[str, Any]) -> str:
     return f"{len(res['selected'])}/{len(res['heads'])}"
 
 
+def original_floor(r: Results, value: float, desideratum: str, model: str) -> float:
+    """Our positional accuracy as the original would have measured it: its sampling let a share 1/B of the pairs
+    (B boxes) query the base's own box, where the label is the base's own answer and the model is right about as
+    often as its task accuracy a: ``(1 - 1/B) * ours + a / B``. Other desiderata are unchanged."""
+    if desideratum != "positional":
+        return value
+    boxes = int(r.config.get("dataset", {}).get("num_boxes", 7))
+    return (1 - 1 / boxes) * value + r.accuracy(model)["accuracy"] / boxes
+
+
 def _dcm_llama(r: Results, key: str) -> dict[str, Any]:
     group, desideratum = key.split(".")
     res = r.dcm(paper.LLAMA, group, desideratum)
-    return {"test_accuracy": res["test_accuracy"], "chance_floor": res["chance_floor"], "selected": _selected(res)}
+    test = res["test_accuracy"]
+    return {"test_accuracy": test, "comparable": original_floor(r, test, desideratum, paper.LLAMA),
+            "chance_floor": res["chance_floor"], "selected": _selected(res)}  # fmt: skip
 
 
 def _ap_llama(r: Results, key: str) -> dict[str, Any]:
     group, desideratum, model = key.split(".")
     cell = r.field(f"activation_patching/{model}.json", "circuits", paper.LLAMA, group, desideratum)
     acc_ = cell["accuracy"]
-    return {"accuracy": acc_["mean"], "std": acc_["std"], "chance_floor": cell["chance_floor_mean"]}
+    return {"accuracy": acc_["mean"], "comparable": original_floor(r, acc_["mean"], desideratum, model),
+            "std": acc_["std"], "chance_floor": cell["chance_floor_mean"]}  # fmt: skip
 
 
 def _cmap_llama(r: Results, key: str) -> dict[str, Any]:
@@ -272,6 +348,11 @@ FLOOR_NOTE = (
     "The original's positional pairs let ~1/7 of them ask for the base's own answer, so a no-op scored 9-13 %; "
     "ours are resampled and the chance floor (nothing patched) is measured on the same pairs: the paper's number "
     "includes its higher floor."
+)
+COMPARABLE_NOTE = (
+    "Checked on 'comparable' = (1 - 1/B) * ours + a / B (B boxes, a the model's task accuracy): our accuracy with "
+    "the original's share 1/B of pairs that ask for the base's own answer, where the model is right at about its "
+    "task accuracy."
 )
 SR_NOTE = (
     "The original validated the structure reader's masks at the training batch's positions and patched it at "
@@ -304,10 +385,10 @@ HEADLINES: list[Headline] = [
               paper.GOAT: f"Minimality's bugs are fixed. {LORA_NOTE}"}),
     *_family("llama_circuit_accuracy", "Accuracy of our Llama circuit on {model}", "§5.2",
              paper.LLAMA_CIRCUIT_ACCURACY, "±0.05", acc, _faithfulness_of(paper.LLAMA, "circuit_accuracy"),
-             {paper.GOAT: LORA_NOTE}),
+             {paper.GOAT: LORA_NOTE}, lambda k: (paper.LLAMA, GROUPS)),
     *_family("llama_circuit_faithfulness", "Faithfulness of our Llama circuit on {model}", "§5.2",
              paper.LLAMA_CIRCUIT_FAITHFULNESS, "±0.10", faith, _faithfulness_of(paper.LLAMA, "faithfulness"),
-             {"*": UNROUNDED, paper.GOAT: f"{UNROUNDED} {LORA_NOTE}"}),
+             {"*": UNROUNDED, paper.GOAT: f"{UNROUNDED} {LORA_NOTE}"}, lambda k: (paper.LLAMA, GROUPS)),
     *_family("published_circuit_accuracy", "Accuracy of the published Llama circuit on {model}", "§5.2",
              paper.LLAMA_CIRCUIT_ACCURACY, "±0.05", acc, _faithfulness_of(paper.PUBLISHED_LLAMA, "circuit_accuracy"),
              {paper.GOAT: LORA_NOTE}),
@@ -316,35 +397,42 @@ HEADLINES: list[Headline] = [
              _faithfulness_of(paper.PUBLISHED_LLAMA, "faithfulness"), {"*": UNROUNDED}),
     *_family("random_circuit_accuracy", "Random circuits of the Llama circuit's sizes on {model}", "§5.2",
              paper.RANDOM_CIRCUIT_ACCURACY, "±0.05", acc, _faithfulness_of(paper.LLAMA, "random_accuracy_mean"),
-             {"*": "Ours draws heads without replacement (the original: with replacement)."}),
+             {"*": "Ours draws heads without replacement (the original: with replacement)."},
+             lambda k: (paper.LLAMA, GROUPS)),
     *_family("goat_circuit_accuracy", "Accuracy of the Goat circuit on {model}", "§5.2 (@b4c3180)",
              paper.GOAT_CIRCUIT_ACCURACY, "±0.05", acc, _faithfulness_of(paper.GOAT, "circuit_accuracy"),
-             {"*": GOAT_CIRCUIT, paper.FLOAT: f"The paper's model was the pre-upload FLoat. {GOAT_CIRCUIT}"}),
+             {"*": GOAT_CIRCUIT, paper.FLOAT: f"The paper's model was the pre-upload FLoat. {GOAT_CIRCUIT}"},
+             lambda k: (paper.GOAT, GROUPS)),
     *_family("goat_circuit_faithfulness", "Faithfulness of the Goat circuit on {model}", "§5.2 (@b4c3180)",
              paper.GOAT_CIRCUIT_FAITHFULNESS, "±0.10", faith, _faithfulness_of(paper.GOAT, "faithfulness"),
-             {"*": GOAT_CIRCUIT, paper.FLOAT: f"The paper's model was the pre-upload FLoat. {GOAT_CIRCUIT}"}),
+             {"*": GOAT_CIRCUIT, paper.FLOAT: f"The paper's model was the pre-upload FLoat. {GOAT_CIRCUIT}"},
+             lambda k: (paper.GOAT, GROUPS)),
     *_family("completeness", "Completeness of {model}'s circuit: mean |ΔF| over random K", "§5.4",
              paper.COMPLETENESS, "±0.05", close(0.05), lambda r, m: r.completeness(m)["random"]["diff"]["mean"],
              {paper.LLAMA: "Ours draws 20 random K for every model (the original: 10 for Llama).",
-              paper.GOAT: LORA_NOTE}),
+              paper.GOAT: LORA_NOTE}, lambda m: (m, GROUPS)),
     *_family("strongest_head", "Llama's strongest {key} head in path patching: head, score", "§4.3",
              {g: {"head": list(h), "score": s} for g, (h, s) in paper.STRONGEST_HEAD.items()},
-             "same head, score ±0.05", same_head(0.05), _strongest),
+             "same head, score ±0.05", same_head(0.05), _strongest, None, lambda g: (paper.LLAMA, (g,))),
     *_family("dcm", "DCM test accuracy of our Llama circuit's heads, {key}", "§6",
              {f"{g}.{d}": acc_ for (g, d), (_, acc_) in paper.DCM_LLAMA.items()}, "±0.05 (test accuracy)",
-             close_field(0.05, "test_accuracy"), _dcm_llama,
-             {f"{g}.positional": f"{FLOOR_NOTE} {PUBLISHED_DCM}" for g in GROUPS}
-             | {"struct_reader.positional": f"{FLOOR_NOTE} {SR_NOTE} {PUBLISHED_DCM}", "*": PUBLISHED_DCM}),
+             close_field(0.05, "comparable"), _dcm_llama,
+             {f"{g}.positional": f"{FLOOR_NOTE} {COMPARABLE_NOTE} {PUBLISHED_DCM}" for g in GROUPS}
+             | {"struct_reader.positional": f"{FLOOR_NOTE} {COMPARABLE_NOTE} {SR_NOTE} {PUBLISHED_DCM}",
+                "*": PUBLISHED_DCM}, lambda k: (paper.LLAMA, (k.split(".")[0],))),
     *_family("activation_patching", "Activation patching of our Llama circuit's DCM heads, {key}", "§6.1",
              {f"{g}.{d}.{m}": v / 100 for (g, d), per in paper.ACTIVATION_PATCHING.items() for m, v in per.items()},
-             "±0.05 (5 points; the paper's % as a fraction)", close_field(0.05, "accuracy"), _ap_llama,
-             {f"{g}.{d}.{m}": _notes(d == "positional" and FLOOR_NOTE, m == paper.GOAT and LORA_NOTE)
-              for (g, d), per in paper.ACTIVATION_PATCHING.items() for m in per}),
+             "±0.05 (5 points; the paper's % as a fraction)", close_field(0.05, "comparable"), _ap_llama,
+             {f"{g}.{d}.{m}": _notes(d == "positional" and f"{FLOOR_NOTE} {COMPARABLE_NOTE}",
+                                     m == paper.GOAT and LORA_NOTE)
+              for (g, d), per in paper.ACTIVATION_PATCHING.items() for m in per},
+             lambda k: (paper.LLAMA, (k.split(".")[0],))),
     *_family("cmap", "CMAP fine-tuned -> Llama-7B, output patching, {key}", "§7",
              {f"{m}.{g}": v for m, bars in paper.CMAP.items() for g, v in bars.items()}, "±0.05",
              close_field(0.05, "accuracy"), _cmap_llama,
              {f"{m}.{g}": _notes(CMAP_NOTE, m == paper.GOAT and LORA_NOTE)
-              for m, bars in paper.CMAP.items() for g in bars}),
+              for m, bars in paper.CMAP.items() for g in bars},
+             lambda k: (k.split(".")[0], GROUPS if k.endswith(".full") else (k.split(".")[1],))),
     *_family("knockout", "Attention knockout in Llama, last token -> correct object, first blocked layer s = {key}",
              "§8", paper.KNOCKOUT_LAST_TO_OBJECT, "±0.05", acc,
              lambda r, s: r.field(f"knockout/{paper.LLAMA}.json", "conditions", KO_OBJECT, "accuracy", s),
@@ -361,8 +449,12 @@ def headline_claims(r: Results, headlines: Iterable[Headline] = HEADLINES) -> li
             claim.note = "Paper profile only: this profile does not run the paper's models."
         else:
             try:
-                claim.ours = h.measure(r, h.key)
-                claim.verdict = PASS if claim.ours is not None and h.check(claim.ours, h.paper) else FAIL
+                why = unsupported(r, *h.needs) if h.needs else None
+                if why:
+                    claim.verdict, claim.note = NOT_APPLICABLE, f"{why} {h.note}".strip()
+                else:
+                    claim.ours = h.measure(r, h.key)
+                    claim.verdict = PASS if claim.ours is not None and h.check(claim.ours, h.paper) else FAIL
             except Missing as missing:
                 claim.verdict = NOT_COMPUTED
                 claim.note = f"{missing}. {h.note}".strip()
@@ -389,7 +481,8 @@ def _no_finetuned(claim_id: str, statement: str, source: str) -> list[Claim]:
 
 
 def finetuned_more_accurate(r: Results) -> list[Claim]:
-    """Fine-tuned models track entities better than their base model (paper §3)."""
+    """Fine-tuned models track entities better than their base model (paper §3): a paired test on the same
+    evaluation prompts, significant in that direction."""
     source, ref = "§3", "Vicuna 0.67, Goat 0.82, FLoat 0.82 against Llama 0.66"
     if not r.finetuned():
         return _no_finetuned("Q.more_accurate", "Fine-tuned models are more accurate than their base", source)
@@ -398,21 +491,16 @@ def finetuned_more_accurate(r: Results) -> list[Claim]:
 
         def compute(ft: str = ft, base: str = base) -> tuple[Any, bool, str]:
             a, b = r.accuracy(ft), r.accuracy(base)
-            ours = {"finetuned": a["accuracy"], "base": b["accuracy"], "difference": a["accuracy"] - b["accuracy"]}
-            overlap = a["ci_low"] <= b["ci_high"] and b["ci_low"] <= a["ci_high"]
-            note = (
-                f"95 % intervals [{a['ci_low']:.3f}, {a['ci_high']:.3f}] and [{b['ci_low']:.3f}, {b['ci_high']:.3f}] "
-            )
-            note += "overlap: the difference is within noise." if overlap else "do not overlap."
-            return ours, ours["difference"] > 0, note
+            test = paired_test(r.outcomes(a, f"eval/{ft}.json"), r.outcomes(b, f"eval/{base}.json"), "greater")
+            ours = {"finetuned": a["accuracy"], "base": b["accuracy"], "difference": test["difference"],
+                    "p": test["p_value"]}  # fmt: skip
+            holds = test["difference"] > 0 and test["p_value"] < ALPHA
+            return ours, holds, paired_note(test, r.label(ft), r.label(base))
 
         statement = f"{r.label(ft)} is more accurate than its base {r.label(base)}"
-        out.append(
-            _check(
-                Claim(f"Q.more_accurate.{ft}", "qualitative", statement, source, ref, tolerance="difference > 0"),
-                compute,
-            )
-        )
+        claim = Claim(f"Q.more_accurate.{ft}", "qualitative", statement, source, ref,
+                      tolerance=f"paired p < {ALPHA}, difference > 0")  # fmt: skip
+        out.append(_check(claim, compute))
     return out
 
 
@@ -424,9 +512,12 @@ def base_circuit_faithful_on_finetuned(r: Results) -> list[Claim]:
     out = []
     for ft, base in r.finetuned():
 
-        def compute(ft: str = ft, base: str = base) -> tuple[Any, bool, str]:
+        def compute(ft: str = ft, base: str = base) -> tuple[Any, bool | None, str]:
             f = r.faithfulness(base, ft)
             ours = {k: f[k] for k in ("faithfulness", "circuit_accuracy", "model_accuracy", "random_accuracy_mean")}
+            why = unsupported(r, base)
+            if why:
+                return ours, None, why
             return ours, f["faithfulness"] is not None and f["faithfulness"] >= FAITHFUL, ""
 
         statement = f"{r.label(base)}'s circuit is faithful on {r.label(ft)}"
@@ -440,20 +531,17 @@ def own_circuit_faithful(r: Results) -> list[Claim]:
     out = []
     for m in r.models:
 
-        def compute(m: str = m) -> tuple[Any, bool, str]:
+        def compute(m: str = m) -> tuple[Any, bool | None, str]:
             f = r.faithfulness(m, m)
             ours = {k: f[k] for k in ("faithfulness", "circuit_accuracy", "model_accuracy")}
-            sizes = "/".join(str(f["sizes"][g]) for g in GROUPS)
-            return ours, f["faithfulness"] is not None and f["faithfulness"] >= FAITHFUL, f"circuit sizes {sizes}"
+            sizes = "circuit sizes " + "/".join(str(f["sizes"][g]) for g in GROUPS)
+            why = unsupported(r, m)
+            if why:
+                return ours, None, f"{why} ({sizes})"
+            return ours, f["faithfulness"] is not None and f["faithfulness"] >= FAITHFUL, sizes
 
-        claim = Claim(
-            f"Q.own_circuit_faithful.{m}",
-            "qualitative",
-            f"{r.label(m)}'s own circuit is faithful on it",
-            "§5.2",
-            "Llama 1.00, Goat 0.99",
-            tolerance=f"≥ {FAITHFUL}",
-        )
+        claim = Claim(f"Q.own_circuit_faithful.{m}", "qualitative", f"{r.label(m)}'s own circuit is faithful on it",
+                      "§5.2", "Llama 1.00, Goat 0.99", tolerance=f"≥ {FAITHFUL}")  # fmt: skip
         out.append(_check(claim, compute))
     return out
 
@@ -463,25 +551,19 @@ def circuits_beat_random(r: Results) -> list[Claim]:
     out = []
     for m in r.models:
 
-        def compute(m: str = m) -> tuple[Any, bool, str]:
+        def compute(m: str = m) -> tuple[Any, bool | None, str]:
             f = r.faithfulness(m, m)
             best = max(f["random_accuracies"])
-            ours = {
-                "circuit_accuracy": f["circuit_accuracy"],
-                "random_best": best,
-                "random_mean": f["random_accuracy_mean"],
-            }
+            ours = {"circuit_accuracy": f["circuit_accuracy"], "random_best": best,
+                    "random_mean": f["random_accuracy_mean"]}  # fmt: skip
+            why = unsupported(r, m)
+            if why:
+                return ours, None, why
             return ours, f["circuit_accuracy"] > best + MARGIN, f"{len(f['random_accuracies'])} random circuits"
 
         statement = f"{r.label(m)}'s own circuit beats every random circuit of its group sizes"
-        claim = Claim(
-            f"Q.beats_random.{m}",
-            "qualitative",
-            statement,
-            "§5.2",
-            "circuits 0.66-0.81, random 0.00-0.01",
-            tolerance=f"> best random + {MARGIN}",
-        )
+        claim = Claim(f"Q.beats_random.{m}", "qualitative", statement, "§5.2", "circuits 0.66-0.81, random 0.00-0.01",
+                      tolerance=f"> best random + {MARGIN}")  # fmt: skip
         out.append(_check(claim, compute))
     return out
 
@@ -491,55 +573,56 @@ def circuits_complete(r: Results) -> list[Claim]:
     out = []
     for m in r.models:
 
-        def compute(m: str = m) -> tuple[Any, bool, str]:
+        def compute(m: str = m) -> tuple[Any, bool | None, str]:
             c = r.completeness(m)
             diff = c["random"]["diff"]
             groups = ", ".join(f"{g} {c['groups'][g]['diff']:.2f}" for g in GROUPS)
             ours = {"mean_abs_diff": diff["mean"], "std": diff["std"], "draws": len(c["random_draws"])}
+            why = unsupported(r, m)
+            if why:
+                return ours, None, why
             return ours, diff["mean"] <= COMPLETE, f"|ΔF| with K = a whole group: {groups}"
 
         statement = f"{r.label(m)}'s circuit is complete: F(C \\ K) tracks F(M \\ K) for random K"
-        claim = Claim(
-            f"Q.complete.{m}",
-            "qualitative",
-            statement,
-            "§5.4",
-            "mean |ΔF|: Llama 0.10, Goat 0.06, FLoat 0.09",
-            tolerance=f"mean |ΔF| ≤ {COMPLETE}",
-        )
+        ref = "mean |ΔF|: Llama 0.10, Goat 0.06, FLoat 0.09"
+        claim = Claim(f"Q.complete.{m}", "qualitative", statement, "§5.4", ref, tolerance=f"mean |ΔF| ≤ {COMPLETE}")
         out.append(_check(claim, compute))
     return out
 
 
 def base_circuit_survives(r: Results) -> list[Claim]:
-    """The fine-tuned model's circuit contains most of the base circuit (paper §5.3, overlap)."""
+    """The fine-tuned model's circuit contains most of the base circuit (paper §5.3, overlap); the note puts the
+    two models' candidate overlap beside the overlap a resample of the base's own prompts gives."""
     source, ref = "§5.3, overlap", "75 % of Llama's circuit is in FLoat's, 75 % in Goat's"
     if not r.finetuned():
         return _no_finetuned("Q.base_circuit_survives", "Fine-tuned circuits contain the base circuit", source)
     out = []
     for ft, base in r.finetuned():
 
-        def compute(ft: str = ft, base: str = base) -> tuple[Any, bool, str]:
+        def compute(ft: str = ft, base: str = base) -> tuple[Any, bool | None, str]:
             row = r.overlap(base, ft)
             b, f, n = r.circuit(base), r.circuit(ft), r.heads_per_model(ft)
             chance = sum(len(b[g]) * len(f[g]) for g in GROUPS) / n / max(row["size_a"], 1)
             share = row["precision"]
             ours = {"share": share, "intersection": row["intersection"], "base_size": row["size_a"], "chance": chance}
+            resampled = ""
+            if row.get("resampling_precision_mean") is not None and row.get("candidate_precision") is not None:
+                ours |= {"candidate_share": row["candidate_precision"],
+                         "resampling_share": row["resampling_precision_mean"]}  # fmt: skip
+                resampled = (
+                    f" Candidates: {row['candidate_precision']:.0%} of {r.label(base)}'s are {r.label(ft)}'s; a "
+                    f"resample of {r.label(base)}'s own prompts keeps {row['resampling_precision_mean']:.0%} "
+                    f"[{row['resampling_precision_low']:.0%}, {row['resampling_precision_high']:.0%}]."
+                )
+            why = unsupported(r, base)
+            if why:
+                return ours, None, why + resampled
             holds = share is not None and share >= SURVIVES and share > chance
-            note = (
-                "The base circuit is empty." if share is None else f"{r.label(ft)}'s circuit has {row['size_b']} nodes."
-            )
-            return ours, holds, note
+            return ours, holds, f"{r.label(ft)}'s circuit has {row['size_b']} nodes.{resampled}"
 
         statement = f"{r.label(ft)}'s circuit contains most of {r.label(base)}'s circuit (same groups)"
-        claim = Claim(
-            f"Q.base_circuit_survives.{ft}",
-            "qualitative",
-            statement,
-            source,
-            ref,
-            tolerance=f"share ≥ {SURVIVES} and > chance",
-        )
+        claim = Claim(f"Q.base_circuit_survives.{ft}", "qualitative", statement, source, ref,
+                      tolerance=f"share ≥ {SURVIVES} and > chance")  # fmt: skip
         out.append(_check(claim, compute))
     return out
 
@@ -560,12 +643,15 @@ DCM_PAPER = {  # the paper's Llama circuit (spec §6): test accuracy, heads sele
 
 
 def _dcm_row(r: Results, circuit: str, group: str, desideratum: str) -> tuple[dict[str, Any], bool]:
-    """DCM's test accuracy, chance floor and selected heads of one group (a claim's ``ours``), and whether
-    the group is empty."""
+    """DCM's test accuracy, chance floor, paired test and selected heads of one group (a claim's ``ours``), and
+    whether the group carries the desideratum: test above floor significantly (paired) and by ≥ MARGIN."""
     res = r.dcm(circuit, group, desideratum)
+    where = f"dcm/{circuit}/{group}/{desideratum}.json"
     test, floor = res["test_accuracy"], res["chance_floor"]
-    ours = {"test_accuracy": test, "chance_floor": floor, "above_floor": test - floor, "selected": _selected(res)}
-    return ours, not res["heads"]
+    paired = paired_test(r.outcomes(res, where, "test_outcomes"), r.outcomes(res, where, "floor_outcomes"))
+    ours = {"test_accuracy": test, "chance_floor": floor, "above_floor": test - floor, "p": paired["p_value"],
+            "selected": _selected(res)}  # fmt: skip
+    return ours, test - floor >= MARGIN and paired["p_value"] < ALPHA
 
 
 def _patched_into_base(r: Results, circuit: str, group: str, desideratum: str) -> tuple[float | None, str]:
@@ -579,22 +665,25 @@ def _patched_into_base(r: Results, circuit: str, group: str, desideratum: str) -
     return mean, f"Activation patching into {r.label(base)}: {mean:.3f} (chance floor {floor:.3f})."
 
 
+CARRIES = f"test > floor, paired p < {ALPHA}, by ≥ {MARGIN}"
+
+
 def _dcm_claims(
     r: Results, name: str, group: str, desideratum: str, statement: str, near_floor: bool, note: str = ""
 ) -> list[Claim]:
-    """One claim per DCM circuit: the group's test accuracy is above (or, ``near_floor``, within) floor + MARGIN."""
+    """One claim per DCM circuit: the group carries the desideratum (or, ``near_floor``, does not)."""
     out = []
     for circuit in r.dcm_circuits():
 
         def compute(circuit: str = circuit) -> tuple[Any, bool | None, str]:
-            ours, empty = _dcm_row(r, circuit, group, desideratum)
-            if empty:
-                return ours, None, f"The circuit's {GROUP_NAMES[group]} is empty: nothing to test."
-            above = ours["above_floor"] >= MARGIN
+            why = unsupported(r, circuit, (group,))
+            ours, carries = _dcm_row(r, circuit, group, desideratum)
+            if why:
+                return ours, None, why
             ours["patched_into_base"], patched = _patched_into_base(r, circuit, group, desideratum)
-            return ours, (not above) if near_floor else above, _notes(note, patched)
+            return ours, (not carries) if near_floor else carries, _notes(note, patched)
 
-        criterion = f"test < floor + {MARGIN}" if near_floor else f"test ≥ floor + {MARGIN}"
+        criterion = f"not ({CARRIES})" if near_floor else CARRIES
         text = statement.format(group=GROUP_NAMES[group].capitalize(), circuit=r.label(circuit))
         claim = Claim(f"Q.{name}.{circuit}", "qualitative", text, "§6", DCM_PAPER[(group, desideratum)],
                       tolerance=criterion)  # fmt: skip
@@ -620,67 +709,132 @@ def groups_carry_their_information(r: Results) -> list[Claim]:
 
 def box_label_value(r: Results) -> list[Claim]:
     """The paper read 'no group carries box-label value' off a table of zeros that its label bug made;
-    re-measured here, per circuit: does any group carry it above its floor?"""
+    re-measured here, per circuit: does any group (with signal) carry it above its floor?"""
     out = []
     for circuit in r.dcm_circuits():
 
         def compute(circuit: str = circuit) -> tuple[Any, bool | None, str]:
-            rows = {g: _dcm_row(r, circuit, g, "box_label_value") for g in GROUPS}
-            tested = {g: row for g, (row, empty) in rows.items() if not empty}
-            ours = {SHORT[g]: row["above_floor"] for g, row in tested.items()}
-            if not tested:
-                return ours, None, "Every group of the circuit is empty: nothing to test."
-            carrying = [SHORT[g] for g, row in tested.items() if row["above_floor"] >= MARGIN]
+            usable = [g for g in GROUPS if unsupported(r, circuit, (g,)) is None]
+            rows = {g: _dcm_row(r, circuit, g, "box_label_value") for g in usable}
+            ours = {SHORT[g]: row["above_floor"] for g, (row, _) in rows.items()}
+            if not rows:
+                return ours, None, unsupported(r, circuit) or "No group to test."
+            carrying = [SHORT[g] for g, (_, carries) in rows.items() if carries]
             detail = "; ".join(
-                f"{SHORT[g]} {row['test_accuracy']:.3f} (floor {row['chance_floor']:.3f}, {row['selected']} heads)"
-                for g, row in tested.items()
+                f"{SHORT[g]} {row['test_accuracy']:.3f} (floor {row['chance_floor']:.3f}, p {row['p']:.2g}, "
+                f"{row['selected']} heads)"
+                for g, (row, _) in rows.items()
             )
-            found = f"Above floor + {MARGIN}: {', '.join(carrying)}." if carrying else "No group above the margin."
-            return ours, not carrying, _notes(BOX_LABEL_NOTE, f"Test accuracy: {detail}.", found)
+            skipped = [SHORT[g] for g in GROUPS if g not in usable]
+            left = f"Not tested (no signal or empty): {', '.join(skipped)}." if skipped else ""
+            found = f"Carrying ({CARRIES}): {', '.join(carrying)}." if carrying else "No group carries it."
+            return ours, not carrying, _notes(BOX_LABEL_NOTE, f"Test accuracy: {detail}.", found, left)
 
         statement = f"No group of {r.label(circuit)}'s circuit carries box-label value (DCM box_label_value)"
-        criterion = f"every group: test < floor + {MARGIN}"
         claim = Claim(f"Q.dcm_box_label.{circuit}", "qualitative", statement, "§6",
-                      "0.0 in every group (a label bug)", tolerance=criterion)  # fmt: skip
+                      "0.0 in every group (a label bug)", tolerance=f"every group: not ({CARRIES})")  # fmt: skip
         out.append(_check(claim, compute))
     return out
 
 
 CMAP_GROUPS = ("value_fetcher", "pos_transmitter")
+CMAP_SOURCE, CMAP_REF = "§7", "Goat -> Llama: VF 0.82, PT 0.78; FLoat -> Llama: VF 0.82, PT 0.74; Llama 0.66, FT 0.82"
+
+
+def _cmap_rows(r: Results, ft: str, base: str, group: str) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """A CMAP pair's output-patching row of ``group`` (or ``full_circuit``) with its paired tests against the base
+    (``lift``: patched more accurate) and against the fine-tuned model (``below``: patched less accurate), the
+    claim's ``ours``, and why the claim is not applicable (None when it is)."""
+    rel = f"cmap/{ft}__{base}.json"
+    res = r.json(rel)
+    row, own, src = res["output"][group], res["target_accuracy"], res["source_accuracy"]
+    patched = r.outcomes(row, rel)
+    lift = paired_test(patched, r.outcomes(own, rel), "greater")
+    below = paired_test(patched, r.outcomes(src, rel), "less")
+    gap = src["accuracy"] - own["accuracy"]
+    ours = {"patched": row["accuracy"], "base": own["accuracy"], "finetuned": src["accuracy"], "heads": row["heads"],
+            "p_lift": lift["p_value"], "p_below_finetuned": below["p_value"],
+            "gap_closed": lift["difference"] / gap if gap > 0 else None}  # fmt: skip
+    groups = GROUPS if group == "full_circuit" else (group,)
+    why = unsupported(r, res.get("circuit", ft), groups)
+    if why is None and not row["patched"]:
+        why = f"Not applicable: no heads to patch in the fine-tuned circuit's {GROUP_NAMES.get(group, group)} set."
+    closed = (f"closes {lift['difference'] / gap:.0%} of the gap to the fine-tuned accuracy" if gap > 0 else
+              "the fine-tuned model is not more accurate than its base here, so there is no gap to close")  # fmt: skip
+    return ours, {"lift": lift, "below": below, "closed": closed}, why
 
 
 def cmap_lifts_base(r: Results) -> list[Claim]:
     """Patching the fine-tuned model's value fetcher or position transmitter outputs into its base lifts the
-    base's accuracy beyond its 95 % interval (paper §7: Goat -> Llama VF 0.82, PT 0.78 against 0.66)."""
-    source_, ref = "§7", "Goat -> Llama: VF 0.82, PT 0.78; FLoat -> Llama: VF 0.82, PT 0.74; Llama 0.66, FT 0.82"
+    base's accuracy (paper §7: Goat -> Llama VF 0.82, PT 0.78 against 0.66): a paired test, one-sided."""
     if not r.cmap_pairs():
         note = "No CMAP pair patches a fine-tuned model into its base_model on this profile."
         statement = "CMAP of the value fetcher and position transmitter lifts the base"
-        return [Claim("Q.cmap_lifts_base", "qualitative", statement, source_, ref, verdict=NOT_APPLICABLE, note=note)]
+        return [Claim("Q.cmap_lifts_base", "qualitative", statement, CMAP_SOURCE, CMAP_REF, verdict=NOT_APPLICABLE,
+                      note=note)]  # fmt: skip
     out = []
     for ft, base in r.cmap_pairs():
         for group in CMAP_GROUPS:
 
             def compute(ft: str = ft, base: str = base, group: str = group) -> tuple[Any, bool | None, str]:
-                res = r.json(f"cmap/{ft}__{base}.json")
-                row, own, src = res["output"][group], res["target_accuracy"], res["source_accuracy"]
-                gap = src["accuracy"] - own["accuracy"]
-                lift = row["accuracy"] - own["accuracy"]
-                ours = {"patched": row["accuracy"], "base": own["accuracy"], "finetuned": src["accuracy"],
-                        "heads": row["heads"], "gap_closed": lift / gap if gap > 0 else None}  # fmt: skip
-                if not row["patched"]:
-                    return ours, None, f"No heads to patch: the fine-tuned circuit's {GROUP_NAMES[group]} set is empty."
-                if gap > 0:
-                    closed = f"closes {lift / gap:.0%} of the gap to the fine-tuned accuracy"
-                else:
-                    closed = "the fine-tuned model is not more accurate than its base here, so there is no gap to close"
-                interval = f"[{own['ci_low']:.3f}, {own['ci_high']:.3f}]"
-                note = f"Lift {lift:+.3f} ({closed}); the base's 95 % interval is {interval}."
-                return ours, row["accuracy"] > own["ci_high"], note
+                ours, tests, why = _cmap_rows(r, ft, base, group)
+                if why:
+                    return ours, None, why
+                lift = tests["lift"]
+                note = f"Lift {lift['difference']:+.3f} ({tests['closed']}). " + paired_note(
+                    lift, f"{r.label(base)} patched", r.label(base)
+                )
+                return ours, lift["difference"] > 0 and lift["p_value"] < ALPHA, note
 
             statement = f"Patching {r.label(ft)}'s {GROUP_NAMES[group]} outputs into {r.label(base)} lifts its accuracy"
-            claim = Claim(f"Q.cmap_lifts_base.{ft}.{group}", "qualitative", statement, source_, ref,
-                          tolerance="patched > the base's 95 % interval")  # fmt: skip
+            claim = Claim(f"Q.cmap_lifts_base.{ft}.{group}", "qualitative", statement, CMAP_SOURCE, CMAP_REF,
+                          tolerance=f"patched > base, paired p < {ALPHA}")  # fmt: skip
+            out.append(_check(claim, compute))
+    return out
+
+
+def cmap_full_circuit_reaches_finetuned(r: Results) -> list[Claim]:
+    """Patching the whole fine-tuned circuit brings the base to the fine-tuned accuracy (paper §7: 0.82 = FT):
+    it lifts the base significantly and is not significantly below the fine-tuned model."""
+    out = []
+    for ft, base in r.cmap_pairs():
+
+        def compute(ft: str = ft, base: str = base) -> tuple[Any, bool | None, str]:
+            ours, tests, why = _cmap_rows(r, ft, base, "full_circuit")
+            if why:
+                return ours, None, why
+            lift, below = tests["lift"], tests["below"]
+            holds = lift["difference"] > 0 and lift["p_value"] < ALPHA and below["p_value"] >= ALPHA
+            note = (f"Lift {lift['difference']:+.3f} ({tests['closed']}), p = {lift['p_value']:.2g}; below "
+                    f"{r.label(ft)} by {-below['difference']:+.3f}, p = {below['p_value']:.2g}.")  # fmt: skip
+            return ours, holds, note
+
+        statement = f"Patching {r.label(ft)}'s whole circuit into {r.label(base)} brings it to {r.label(ft)}'s accuracy"
+        claim = Claim(f"Q.cmap_full_circuit.{ft}", "qualitative", statement, CMAP_SOURCE,
+                      "Goat -> Llama 0.82, FLoat -> Llama 0.82 (= the fine-tuned accuracy)",
+                      tolerance=f"lift p < {ALPHA}; not below the fine-tuned model (p ≥ {ALPHA})")  # fmt: skip
+        out.append(_check(claim, compute))
+    return out
+
+
+def cmap_detector_reader_no_lift(r: Results) -> list[Claim]:
+    """Patching the fine-tuned position detector or structure reader does not lift the base (paper §7:
+    Goat -> Llama PD 0.62, SR 0.65 against 0.66): the paired test finds no significant lift."""
+    out = []
+    for ft, base in r.cmap_pairs():
+        for group in ("pos_detector", "struct_reader"):
+
+            def compute(ft: str = ft, base: str = base, group: str = group) -> tuple[Any, bool | None, str]:
+                ours, tests, why = _cmap_rows(r, ft, base, group)
+                if why:
+                    return ours, None, why
+                lift = tests["lift"]
+                return ours, lift["p_value"] >= ALPHA, paired_note(lift, f"{r.label(base)} patched", r.label(base))
+
+            statement = f"Patching {r.label(ft)}'s {GROUP_NAMES[group]} outputs into {r.label(base)} does not lift it"
+            claim = Claim(f"Q.cmap_no_lift.{ft}.{group}", "qualitative", statement, CMAP_SOURCE,
+                          "Goat -> Llama: PD 0.62, SR 0.65; FLoat -> Llama: PD 0.56, SR 0.65; Llama 0.66",
+                          tolerance=f"no significant lift (paired p ≥ {ALPHA})")  # fmt: skip
             out.append(_check(claim, compute))
     return out
 
@@ -692,12 +846,16 @@ KNOCKOUT_CLAIMS = (
      "query label -> previous query label 0.05-0.19 for s ≤ 7; -> random 0.61-0.66"),
     ("last_to_correct_object", "last_to_random", "last -> correct object 0.04 for s ≤ 15; last -> random 0.62-0.66"),
 )  # fmt: skip
-KNOCKOUT_NOTE = "Random positions exclude BOS and the answer (the original's randint could hit both)."
+KNOCKOUT_NOTE = (
+    "Random positions exclude the start token, the query label and every token after it, the correct object and "
+    "the query label's earlier occurrence (the original's randint could hit BOS, the answer or the query)."
+)
 
 
 def knockout_information_flow(r: Results) -> list[Claim]:
     """Blocking attention along the paper's information paths (paper §8) in the early layers hurts more than
-    blocking it to a random position: mean accuracy over start layers s < L/2 (rounded up), by > MARGIN."""
+    blocking it to a random position: per prompt, the mean accuracy over start layers s < L/2 (rounded up),
+    blocked minus random; a sign test that these lean below 0, and a mean below -MARGIN."""
     out = []
     for model in r.knockout_models():
         for blocked, control, ref in KNOCKOUT_CLAIMS:
@@ -705,21 +863,26 @@ def knockout_information_flow(r: Results) -> list[Claim]:
             def compute(model: str = model, blocked: str = blocked, control: str = control) -> tuple[Any, bool, str]:
                 rel = f"knockout/{model}.json"
                 early = math.ceil(r.field(rel, "layers") / 2)
-                a = r.field(rel, "conditions", blocked, "accuracy")[:early]
-                b = r.field(rel, "conditions", control, "accuracy")[:early]
-                ours = {
-                    "blocked": sum(a) / len(a),
-                    "random": sum(b) / len(b),
-                    "model": r.field(rel, "no_knockout", "accuracy"),
-                }
-                note = f"Means over first blocked layers s = 0..{early - 1}. {KNOCKOUT_NOTE}"
-                return ours, ours["blocked"] < ours["random"] - MARGIN, note
+
+                def per_prompt(condition: str) -> np.ndarray:
+                    curve = r.field(rel, "conditions", condition, "curve")[:early]
+                    return np.mean([r.outcomes(row, rel) for row in curve], axis=0)
+
+                a, b = per_prompt(blocked), per_prompt(control)
+                test = sign_test(a - b, "less")
+                ours = {"blocked": float(a.mean()), "random": float(b.mean()),
+                        "model": r.field(rel, "no_knockout", "accuracy"), "p": test["p_value"]}  # fmt: skip
+                note = (f"Means over first blocked layers s = 0..{early - 1}, per prompt: blocked below random on "
+                        f"{test['below']} prompts, above on {test['above']}; sign test p = {test['p_value']:.2g}. "
+                        f"{KNOCKOUT_NOTE}")  # fmt: skip
+                holds = test["p_value"] < ALPHA and ours["blocked"] < ours["random"] - MARGIN
+                return ours, holds, note
 
             frm, to = blocked.split("_to_")
             statement = (f"In {r.label(model)}, blocking attention {frm.replace('_', ' ')} -> {to.replace('_', ' ')} "
                          "in the early layers hurts more than blocking it to a random position")  # fmt: skip
             claim = Claim(f"Q.knockout.{blocked}.{model}", "qualitative", statement, "§8", ref,
-                          tolerance=f"mean accuracy < random's - {MARGIN}")  # fmt: skip
+                          tolerance=f"sign test p < {ALPHA}; mean accuracy < random's - {MARGIN}")  # fmt: skip
             out.append(_check(claim, compute))
     return out
 
@@ -734,6 +897,8 @@ QUALITATIVE: list[Callable[[Results], list[Claim]]] = [
     groups_carry_their_information,
     box_label_value,
     cmap_lifts_base,
+    cmap_full_circuit_reaches_finetuned,
+    cmap_detector_reader_no_lift,
     knockout_information_flow,
 ]
 

@@ -8,9 +8,14 @@ fetcher), always starting from the full candidate circuit C:
    same index in different layers silently removed one head only.
 2. For v, rank every other u by ``acc(u, u) - acc(v, u)`` (how much v adds to u's removal) and take
    as K the first ``ceil(percentage * |G|)``, stopping at the first gain <= 0.
-3. ``before = acc(C \\ K)``, ``after = acc(C \\ (K + v))``, ``score = before / after - 1``; v is
-   kept iff ``score >= threshold``. When ``after == 0``, v is kept iff ``before > 0`` (the original
-   raised ZeroDivisionError). Accuracies are never rounded.
+3. ``before = acc(C \\ K)``, ``after = acc(C \\ (K + v))``, ``score = before / after - 1``. When
+   ``after == 0`` the score is infinite if ``before > 0`` (the original raised ZeroDivisionError).
+   Accuracies are never rounded.
+4. v is kept iff ``score >= threshold`` (the paper's rule) **and** removing it lowers accuracy
+   significantly on the same prompts: McNemar's exact one-sided test of ``C \\ K`` against
+   ``C \\ (K + v)`` (:func:`entity_tracking.stats.paired_test`) has ``p < alpha`` (``alpha = 1``
+   turns the test off: the paper's rule alone). Without the test a head could be kept for a drop
+   of one or two prompts. Each head's effect, discordant counts and p-value are recorded.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from entity_tracking.circuits import GROUPS, POSITION_OF, Circuit, Head, Node
+from entity_tracking.stats import paired_test
 
 ORDER: tuple[str, ...] = ("struct_reader", "pos_transmitter", "pos_detector", "value_fetcher")
 
@@ -36,25 +43,38 @@ def significance(before: float, after: float) -> float:
 
 def minimality(
     candidates: Circuit,
-    acc: Callable[[frozenset[Node]], float],
+    outcomes: Callable[[frozenset[Node]], torch.Tensor],
     percentage: float,
     threshold: float,
+    alpha: float = 0.05,
     desc: str = "minimality",
 ) -> tuple[Circuit, dict[str, Any]]:
-    """The minimal circuit and a JSON-ready record of every pair accuracy and significance score.
+    """The minimal circuit and a JSON-ready record of every pair accuracy and every head's test.
 
-    ``acc(removed)`` is the accuracy of the candidate circuit without the nodes ``removed``.
+    ``outcomes(removed)``: per prompt, whether the candidate circuit without the nodes ``removed`` is right
+    (a boolean tensor ``[N]``, the same prompts every time).
     """
-    cache: dict[frozenset[Node], float] = {}
+    cache: dict[frozenset[Node], torch.Tensor] = {}
 
-    def acc_of(nodes: set[Node]) -> float:
+    def outcomes_of(nodes: set[Node]) -> torch.Tensor:
         key = frozenset(nodes)
         if key not in cache:
-            cache[key] = acc(key)
+            cache[key] = outcomes(key).bool().cpu()
         return cache[key]
 
+    def acc_of(nodes: set[Node]) -> float:
+        hits = outcomes_of(nodes)
+        return float(hits.double().mean()) if len(hits) else float("nan")
+
     final: Circuit = {g: [] for g in GROUPS}
-    report: dict[str, Any] = {"percentage": percentage, "threshold": threshold, "full": acc_of(set()), "groups": {}}
+    report: dict[str, Any] = {
+        "percentage": percentage,
+        "threshold": threshold,
+        "alpha": alpha,
+        "test": "McNemar exact, one-sided: C \\ K more accurate than C \\ (K + v) on the same prompts",
+        "full": acc_of(set()),
+        "groups": {},
+    }
     for group in ORDER:
         heads = candidates[group]
         pos = POSITION_OF[group]
@@ -80,10 +100,11 @@ def minimality(
                 if gain <= 0:
                     break
                 k_set.append(u)
-            before = acc_of({node(u) for u in k_set})
-            after = acc_of({node(u) for u in [*k_set, v]})
+            removed_k = {node(u) for u in k_set}
+            before, after = acc_of(removed_k), acc_of(removed_k | {node(v)})
             score = significance(before, after)
-            kept = score >= threshold
+            test = paired_test(outcomes_of(removed_k).numpy(), outcomes_of(removed_k | {node(v)}).numpy())
+            kept = score >= threshold and (alpha >= 1 or test["p_value"] < alpha)
             rows.append(
                 {
                     "head": list(v),
@@ -92,6 +113,10 @@ def minimality(
                     "after": after,
                     "score": score if math.isfinite(score) else None,
                     "essential": math.isinf(score),
+                    "effect": before - after,
+                    "lost": test["a_only"],  # prompts right without K, wrong without K and v
+                    "gained": test["b_only"],
+                    "p_value": test["p_value"],
                     "kept": kept,
                 }
             )
@@ -112,43 +137,51 @@ def run_minimality(
     cfg: dict[str, Any],
     name: str,
     scores_file: str | Path,
+    summary_file: str | Path,
     data_file: str | Path,
     means_file: str | Path,
     out_circuit: str | Path,
     out_report: str | Path,
 ) -> Circuit:
-    """Rule minimality: candidates from the path-patching scores, pruned on the minimality split."""
+    """Rule minimality: candidates selected beyond noise from the per-example path-patching scores, grouped,
+    then pruned on the minimality split; the circuit file records each group's stage status."""
     from entity_tracking.ablation import Ablator, load_means
-    from entity_tracking.circuits import candidates, keep_sets, save_circuit
+    from entity_tracking.circuits import keep_sets, save_circuit
     from entity_tracking.interventions import ModelParts
-    from entity_tracking.io import read_jsonl, read_safetensors, sha256_file, write_json
+    from entity_tracking.io import read_jsonl, sha256_file, write_json
     from entity_tracking.models import load_for_study
-    from entity_tracking.path_patching import circuit_settings
+    from entity_tracking.path_patching import circuit_settings, selection_settings
+    from entity_tracking.selection import assign_groups, chain_tests, load_stages, stage_status
     from entity_tracking.tokenization import encode_records
 
     settings = circuit_settings(cfg, name)
     metric = settings["path_patching"]["metric"]
-    tensors = read_safetensors(scores_file)
-    scores = {g: tensors[f"{g}.{metric}"] for g in GROUPS}
-    cands = candidates(scores, settings["candidates"])
+    selection = selection_settings(settings)
+    tests = chain_tests(*load_stages(scores_file, summary_file, metric, selection), selection)
+    cands = assign_groups(tests, settings["candidates"])
+    status = {g: dict(zip(("status", "reason"), stage_status(tests, g), strict=True)) for g in GROUPS}
     loaded, vocab = load_for_study(cfg, name)
     parts = ModelParts.of(loaded.model)
     enc = encode_records(loaded.tokenizer, read_jsonl(data_file), vocab)
     evaluation = cfg["circuit"]["evaluation"]
     ablator = Ablator(parts, enc, load_means(means_file, parts), evaluation["batch_size"], evaluation["keep_runs"])
 
-    def acc(removed: frozenset[Node]) -> float:
-        return ablator.accuracy(keep_sets(cands, removed))
+    def outcomes(removed: frozenset[Node]) -> torch.Tensor:
+        return ablator.outcomes(keep_sets(cands, removed))
 
     opts = settings["minimality"]
-    circuit, report = minimality(cands, acc, opts["percentage"], opts["threshold"], desc=name)
-    save_circuit(out_circuit, circuit)
+    circuit, report = minimality(cands, outcomes, opts["percentage"], opts["threshold"], opts["alpha"], desc=name)
+    save_circuit(out_circuit, circuit, status)
     report = {
         "model": name,
         "records": len(enc),
         "data_sha256": sha256_file(data_file),
+        "scores_sha256": sha256_file(scores_file),
         "metric": metric,
+        "selection": selection,
+        "stages": status,
         "candidates": {g: [list(h) for h in cands[g]] for g in GROUPS},
+        "candidate_stats": {g: [tests[g].head(h) for h in cands[g]] for g in GROUPS if tests[g] is not None},
         **report,
         "circuit": {g: [list(h) for h in circuit[g]] for g in GROUPS},
         "sizes": {g: len(circuit[g]) for g in GROUPS},

@@ -11,8 +11,11 @@ the context):
   the receivers' ``c`` projections at ``p0`` are read.
 * **Run 2** (clean input, receivers only): the receivers' ``c`` projections at ``p0`` are set to
   their Run-1 values and the model runs freely.
-* Scores, averaged over examples: the paper's metric ``(p - p_clean) / p_clean`` of the correct
-  answer's probability (more negative = more important), and the change of its logit.
+* Scores, per example and averaged over the examples: the paper's metric ``(p - p_clean) / p_clean``
+  of the correct answer's probability (more negative = more important), and the change of its logit.
+  The per-example scores (``[N, layers, heads]``, stored beside the means) make every selection a
+  statistical statement: a stage selects its top-k only among heads beyond noise, and a stage with
+  none has no signal and stops the chain (:mod:`entity_tracking.selection`, :func:`discover`).
 
 Two implementations give the same numbers (tests: to 1e-5 in float32):
 
@@ -31,7 +34,7 @@ of the counterfactual prompt) is drawn once, in the dataset, not anew on every f
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,9 +42,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from entity_tracking.circuits import top_heads
 from entity_tracking.interventions import ModelParts, capture, chain, intervene, kv_head, patch, replace_where
 from entity_tracking.partial_forward import CleanRun, clean_run, run_suffix, z_at
+from entity_tracking.selection import SETTINGS_KEYS, StageTest, ranked, stage_status, stage_test
 from entity_tracking.tokenization import Encoded, Vocabulary, counterfactual_prompt, encode_prompts, encode_records
 
 log = logging.getLogger(__name__)
@@ -124,7 +127,7 @@ class _Batch:
 def _reference_batch(
     parts: ModelParts, batch: _Batch, receivers: dict[int, list[int]], comp: str | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sums over the batch of the two metrics, ``[L, H]`` each, by two full forwards per sender."""
+    """Per-example scores of the two metrics, ``[B, L, H]`` each, by two full forwards per sender."""
     model, n_layers, n_heads = parts.model, parts.num_layers, parts.heads
     store: dict[Any, torch.Tensor] = {}
     with intervene(parts, {("z", i): capture(store, i) for i in range(n_layers)}):
@@ -133,8 +136,8 @@ def _reference_batch(
     clean_z = [store[i] for i in range(n_layers)]
     t = batch.ids.shape[1]
     frozen = (torch.arange(t, device=batch.ids.device)[None, :] >= batch.p0[:, None])[:, :, None]  # [B, T, 1]
-    prob = torch.zeros(n_layers, n_heads, dtype=torch.float64)
-    logit = torch.zeros(n_layers, n_heads, dtype=torch.float64)
+    prob = torch.zeros(len(batch.ids), n_layers, n_heads, dtype=torch.float64)
+    logit = torch.zeros_like(prob)
     for sl in range(n_layers):
         for sh in range(n_heads):
             heads = torch.tensor([sh])
@@ -153,8 +156,8 @@ def _reference_batch(
                 with intervene(parts, edits2):  # type: ignore[arg-type]
                     logits = model(input_ids=batch.ids).logits[:, -1]
             p, lg = _answer_stats(logits, batch.labels)
-            prob[sl, sh] = ((p - p_clean) / p_clean).sum()
-            logit[sl, sh] = (lg - l_clean).sum()
+            prob[:, sl, sh] = ((p - p_clean) / p_clean).double().cpu()
+            logit[:, sl, sh] = (lg - l_clean).double().cpu()
     return prob, logit
 
 
@@ -173,13 +176,13 @@ def _fast_batch(
     max_rows: int,
     cr: CleanRun,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sums over the batch of the two metrics, ``[L, H]`` each, with the exact shortcuts."""
+    """Per-example scores of the two metrics, ``[B, L, H]`` each, with the exact shortcuts."""
     model, n_layers, n_heads = parts.model, parts.num_layers, parts.heads
     b = len(batch.ids)
     rows = torch.arange(b, device=batch.ids.device)
     p_clean, l_clean = _answer_stats(cr.logits, batch.labels)
-    prob = torch.zeros(n_layers, n_heads, dtype=torch.float64)
-    logit = torch.zeros(n_layers, n_heads, dtype=torch.float64)
+    prob = torch.zeros(b, n_layers, n_heads, dtype=torch.float64)
+    logit = torch.zeros_like(prob)
     top = max(receivers) if receivers else n_layers
     eye = torch.eye(n_heads, dtype=torch.bool, device=batch.ids.device)
     for sl in range(top):  # a sender at or above every receiver's layer scores exactly 0
@@ -203,8 +206,8 @@ def _fast_batch(
         else:
             logits = _run2(parts, batch, cr, comp, receivers, values, max_rows)  # type: ignore[arg-type]
         p, lg = _answer_stats(logits, batch.labels)
-        prob[sl] = ((p - p_clean) / p_clean).sum(-1).double()
-        logit[sl] = (lg - l_clean).sum(-1).double()
+        prob[:, sl] = ((p - p_clean) / p_clean).T.double().cpu()  # [H_s, B] -> [B, H]
+        logit[:, sl] = (lg - l_clean).T.double().cpu()
     return prob, logit
 
 
@@ -289,10 +292,11 @@ def stage_scores(
     max_rows: int = 256,
     prepared: Sequence[PreparedBatch] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Scores ``{"prob": [L, H], "logit": [L, H]}`` (float32) of every sender head for one stage.
+    """Per-example scores ``{"prob": [N, L, H], "logit": [N, L, H]}`` (float32) of every sender head for one
+    stage; the stage's score of a head is their mean over the examples.
 
-    ``prepared`` (fast method only): the batches' clean and counterfactual runs, computed once
-    for all stages by :func:`prepare_batch`; without it each stage recomputes them.
+    ``prepared`` (fast method only): the batches' clean and counterfactual runs, computed once for
+    all stages by :func:`prepare_batch`; without it each stage recomputes them.
     """
     if method not in METHODS:
         raise ValueError(f"unknown path-patching method {method!r}; use one of {METHODS}")
@@ -302,8 +306,8 @@ def stage_scores(
     sites = _receiver_sites(parts, receivers, comp) if comp else {}
     device = next(parts.model.parameters()).device
     p0_all, pc_all = data.positions(stage)
-    prob = torch.zeros(parts.num_layers, parts.heads, dtype=torch.float64)
-    logit = torch.zeros_like(prob)
+    prob: list[torch.Tensor] = []
+    logit: list[torch.Tensor] = []
     slices = [slice(s, s + batch_size) for s in range(0, len(data), batch_size)]
     for i, rows in enumerate(tqdm(slices, desc=f"{stage} ({method})", unit="batch", leave=False)):
         ids = data.clean.input_ids[rows].to(device)
@@ -322,10 +326,45 @@ def stage_scores(
                 dp, dl = _reference_batch(parts, batch, sites, comp)
             else:
                 dp, dl = _fast_batch(parts, batch, sites, comp, max_rows, prep.clean)
-        prob += dp.cpu()
-        logit += dl.cpu()
-    n = len(data)
-    return {"prob": (prob / n).float(), "logit": (logit / n).float()}
+        prob.append(dp)
+        logit.append(dl)
+    return {"prob": torch.cat(prob).float(), "logit": torch.cat(logit).float()}
+
+
+StageScorer = Callable[[str, list[Head]], dict[str, torch.Tensor]]
+
+
+def discover(
+    score_stage: StageScorer, topk: dict[str, int], metric: str, selection: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """The four stages in order, each scored through the previous stage's selected heads (its receivers).
+
+    ``score_stage(stage, receivers)`` gives a stage's per-example scores (:func:`stage_scores`). A stage
+    selects at most ``topk[stage]`` heads beyond noise (:mod:`entity_tracking.selection`); a stage with
+    none has no signal and the later stages are not run. Per stage: ``examples`` (per-example scores, or
+    None when not run), ``receivers``, ``top``, ``test`` (its :class:`~entity_tracking.selection.StageTest`),
+    ``status`` and ``reason``.
+    """
+    results: dict[str, dict[str, Any]] = {}
+    tests: dict[str, StageTest | None] = {}
+    receivers: list[Head] = []
+    stopped = False
+    for stage in STAGES:
+        if stopped:
+            tests[stage] = None
+            results[stage] = {"examples": None, "receivers": [], "top": [], "test": None}
+        else:
+            examples = score_stage(stage, receivers)
+            test = stage_test(examples[metric], receivers, selection)
+            tests[stage] = test
+            top = ranked(test, topk[stage])
+            results[stage] = {"examples": examples, "receivers": receivers, "top": top, "test": test}
+            stopped = not top
+            receivers = top
+        status, reason = stage_status(tests, stage)
+        results[stage].update(status=status, reason=reason)
+        log.info("%s: %s (%s); top-%d %s", stage, status, reason, topk[stage], results[stage]["top"])
+    return results
 
 
 def path_patching(
@@ -337,25 +376,25 @@ def path_patching(
     batch_size: int = 100,
     max_rows: int = 256,
     share_clean_runs: bool = True,
-) -> dict[str, Any]:
-    """The four stages in order; each stage's receivers are the previous stage's top-k heads.
+    selection: dict[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The four stages on a model (:func:`discover`); ``selection`` is the noise guard (default: config.yaml's).
 
     ``share_clean_runs`` (fast method): compute each batch's clean and counterfactual runs once for
     all four stages and keep them in memory (every layer's hidden states, keys and values).
     """
-    results: dict[str, Any] = {}
-    receivers: list[Head] = []
     prepared = None
     if method == "fast" and share_clean_runs:
         slices = [slice(s, s + batch_size) for s in range(0, len(data), batch_size)]
         prepared = [prepare_batch(parts, data, rows) for rows in tqdm(slices, desc="clean runs", leave=False)]
-    for stage in STAGES:
-        scores = stage_scores(parts, data, stage, receivers, method, batch_size, max_rows, prepared)
-        top = top_heads(scores[metric], topk[stage])
-        results[stage] = {"scores": scores, "receivers": receivers, "top": top}
-        log.info("%s: top-%d %s (receivers %s)", stage, topk[stage], top, receivers)
-        receivers = top
-    return results
+
+    def score(stage: str, receivers: list[Head]) -> dict[str, torch.Tensor]:
+        return stage_scores(parts, data, stage, receivers, method, batch_size, max_rows, prepared)
+
+    return discover(score, topk, metric, selection or DEFAULT_SELECTION)
+
+
+DEFAULT_SELECTION: dict[str, Any] = {"alpha": 0.05, "correction": "holm", "min_effect": 0.005}
 
 
 def circuit_settings(cfg: dict[str, Any], name: str) -> dict[str, Any]:
@@ -365,14 +404,44 @@ def circuit_settings(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     return deep_merge(cfg["circuit"], cfg["models"][name].get("circuit", {}))
 
 
+def selection_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The noise guard's settings (``circuit.selection`` without the bootstrap's)."""
+    return {k: settings["selection"][k] for k in SETTINGS_KEYS}
+
+
+def stage_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """A stage's entry of ``path_patching.json``: status, receivers, the selected heads with their statistics,
+    and counts (nothing but the status and reason for a stage that was not run)."""
+    out: dict[str, Any] = {"status": result["status"], "reason": result["reason"]}
+    test: StageTest | None = result["test"]
+    if test is None:
+        return out
+    examples = result["examples"]
+    means = {m: examples[m].double().mean(0) for m in ("prob", "logit")}
+    out |= {
+        "receivers": [list(h) for h in result["receivers"]],
+        "eligible": int(test.eligible.sum()),
+        "qualifying": int(test.qualifies.sum()),
+        "top": [list(h) for h in result["top"]],
+        "top_scores": {m: [float(means[m][h]) for h in result["top"]] for m in ("prob", "logit")},
+        "top_stats": [test.head(h) for h in result["top"]],
+        "min": {m: float(means[m].min()) for m in ("prob", "logit")},
+        "nonzero": int((means["prob"] != 0).sum()),
+    }
+    return out
+
+
 def run_path_patching(
     cfg: dict[str, Any], name: str, data_file: str | Path, out_tensors: str | Path, out_json: str | Path
 ) -> dict[str, Any]:
-    """Rule path_patching: the four stages on the discovery split; score tensors and a JSON summary."""
+    """Rule path_patching: the four stages on the discovery split; per-example and mean score tensors, and a
+    JSON summary with every stage's status (signal, no signal, not run)."""
     from entity_tracking.io import read_jsonl, sha256_file, write_json, write_safetensors
     from entity_tracking.models import load_for_study
 
-    settings = circuit_settings(cfg, name)["path_patching"]
+    circuit = circuit_settings(cfg, name)
+    settings = circuit["path_patching"]
+    selection = selection_settings(circuit)
     loaded, vocab = load_for_study(cfg, name)
     parts = ModelParts.of(loaded.model)
     data = prepare_data(loaded.tokenizer, read_jsonl(data_file), vocab)
@@ -385,14 +454,27 @@ def run_path_patching(
         settings["batch_size"],
         settings["max_rows"],
         settings["share_clean_runs"],
+        selection,
     )
-    tensors = {f"{stage}.{m}": results[stage]["scores"][m] for stage in STAGES for m in ("prob", "logit")}
-    write_safetensors(out_tensors, tensors, {"model": name, "layout": "[layer, head]"})
+    tensors = {}
+    for stage in STAGES:
+        examples = results[stage]["examples"]
+        if examples is None:
+            continue
+        for m in ("prob", "logit"):
+            tensors[f"{stage}.{m}"] = examples[m].double().mean(0).float()
+            tensors[f"{stage}.{m}.examples"] = examples[m]
+    meta = {
+        "model": name,
+        "layout": "{stage}.{metric}: [layer, head] mean; {stage}.{metric}.examples: [example, layer, head]",
+    }
+    write_safetensors(out_tensors, tensors, meta)
     summary = {
         "model": name,
         "records": len(data),
         "data_sha256": sha256_file(data_file),
         "settings": settings,
+        "selection": selection,
         "metrics": {
             "prob": "mean over examples of (p - p_clean) / p_clean, p = probability of the correct answer",
             "logit": "mean over examples of the change in the correct answer's logit",
@@ -401,13 +483,7 @@ def run_path_patching(
             stage: {
                 "composition": STAGE_SPEC[stage][0],
                 "position": STAGE_SPEC[stage][1],
-                "receivers": [list(h) for h in results[stage]["receivers"]],
-                "top": [list(h) for h in results[stage]["top"]],
-                "top_scores": {
-                    m: [float(results[stage]["scores"][m][h]) for h in results[stage]["top"]] for m in ("prob", "logit")
-                },
-                "min": {m: float(results[stage]["scores"][m].min()) for m in ("prob", "logit")},
-                "nonzero": int((results[stage]["scores"]["prob"] != 0).sum()),
+                **stage_summary(results[stage]),
             }
             for stage in STAGES
         },

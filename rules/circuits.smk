@@ -16,6 +16,13 @@ def circuit_settings_of(model):
     return circuit_settings(config, model)
 
 
+def selection_of(model):
+    """The noise guard's settings of a model (without the bootstrap's)."""
+    from entity_tracking.path_patching import selection_settings
+
+    return selection_settings(circuit_settings_of(model))
+
+
 rule path_patching:
     """The four path-patching stages on the discovery split: per-head scores (safetensors) and a summary."""
     input:
@@ -27,6 +34,7 @@ rule path_patching:
         summary=f"{RESULTS}/circuits/{{model}}/path_patching.json",
     params:
         settings=lambda wc: circuit_settings_of(wc.model)["path_patching"],
+        selection=lambda wc: selection_of(wc.model),
     resources:
         gpu=GPU,
     benchmark:
@@ -58,9 +66,11 @@ rule mean_reference:
 
 
 rule minimality:
-    """Candidate heads from the path-patching scores, pruned by minimality: the model's circuit."""
+    """Candidate heads selected beyond noise from the per-example path-patching scores, pruned by minimality
+    (with a paired test per head): the model's circuit, with each group's stage status."""
     input:
         scores=rules.path_patching.output.scores,
+        summary=rules.path_patching.output.summary,
         data=lambda wc: split_file(circuit_settings_of(wc.model)["minimality"]["split"]),
         means=rules.mean_reference.output[0],
     output:
@@ -68,6 +78,7 @@ rule minimality:
         report=f"{RESULTS}/circuits/{{model}}/minimality.json",
     params:
         settings=lambda wc: {k: circuit_settings_of(wc.model)[k] for k in ("candidates", "minimality")},
+        selection=lambda wc: selection_of(wc.model),
     resources:
         gpu=GPU,
     benchmark:
@@ -76,6 +87,28 @@ rule minimality:
         f"{LOGS}/circuits/{{model}}/minimality.log",
     script:
         "../scripts/minimality.py"
+
+
+rule bootstrap:
+    """Selection frequencies: the discovery prompts resampled, the noise-guarded selection rerun on the stored
+    per-example scores (no model needed); per head and group, and each stage's share of resamples with signal."""
+    input:
+        scores=rules.path_patching.output.scores,
+        summary=rules.path_patching.output.summary,
+        circuit=rules.minimality.output.circuit,
+    output:
+        csv=f"{RESULTS}/circuits/{{model}}/bootstrap.csv",
+        json=f"{RESULTS}/circuits/{{model}}/bootstrap.json",
+    params:
+        candidates=lambda wc: circuit_settings_of(wc.model)["candidates"],
+        metric=lambda wc: circuit_settings_of(wc.model)["path_patching"]["metric"],
+        selection=lambda wc: circuit_settings_of(wc.model)["selection"],
+    benchmark:
+        bench("bootstrap", "model")
+    log:
+        f"{LOGS}/circuits/{{model}}/bootstrap.log",
+    script:
+        "../scripts/bootstrap.py"
 
 
 rule external_circuit:
@@ -143,6 +176,7 @@ rule circuit_tables:
         faithfulness=[f"{RESULTS}/faithfulness/{c}/{m}.json" for c, m in PAIRS],
         completeness=expand(f"{RESULTS}/completeness/{{model}}.json", model=MODELS),
         circuits=expand(f"{RESULTS}/circuits/{{circuit}}/circuit.json", circuit=CIRCUITS),
+        bootstrap=expand(f"{RESULTS}/circuits/{{model}}/bootstrap.json", model=MODELS),
     output:
         faithfulness=f"{RESULTS}/faithfulness.csv",
         completeness=f"{RESULTS}/completeness.csv",
@@ -150,6 +184,7 @@ rule circuit_tables:
         overlap_json=f"{RESULTS}/circuit_overlap.json",
     params:
         circuits=CIRCUITS,
+        models=MODELS,
     benchmark:
         bench("circuit_tables")
     log:

@@ -73,6 +73,7 @@ FIGURES = [
         "input": lambda wc: {
             "circuit": f"{RESULTS}/circuits/{wc.model}/circuit.json",
             "path_patching": f"{RESULTS}/circuits/{wc.model}/path_patching.json",
+            "bootstrap": f"{RESULTS}/circuits/{wc.model}/bootstrap.csv",
         },
         "params": lambda wc: {"label": LABELS[wc.model]},
     },

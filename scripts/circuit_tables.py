@@ -7,4 +7,5 @@ sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 configure(1, 0, sm.log[0], job=sm)
 write_faithfulness_table(sm.input.faithfulness, sm.output.faithfulness)
 write_completeness_table(sm.input.completeness, sm.output.completeness)
-write_overlap(sm.params.circuits, sm.input.circuits, sm.output.overlap, sm.output.overlap_json)
+bootstrap = dict(zip(sm.params.models, sm.input.bootstrap, strict=True))
+write_overlap(sm.params.circuits, sm.input.circuits, sm.output.overlap, sm.output.overlap_json, bootstrap)

@@ -6,5 +6,12 @@ from entity_tracking.runtime import configure
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 configure(sm.config["threads"], sm.config["dataset"]["seed"], sm.log[0], job=sm)
 run_minimality(
-    sm.config, sm.wildcards.model, sm.input.scores, sm.input.data, sm.input.means, sm.output.circuit, sm.output.report
+    sm.config,
+    sm.wildcards.model,
+    sm.input.scores,
+    sm.input.summary,
+    sm.input.data,
+    sm.input.means,
+    sm.output.circuit,
+    sm.output.report,
 )

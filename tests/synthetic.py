@@ -14,12 +14,13 @@ import torch
 
 from entity_tracking.activation_patching import write_activation_patching_table, write_dcm_table
 from entity_tracking.circuit_eval import write_completeness_table, write_faithfulness_table, write_overlap
-from entity_tracking.circuits import GROUPS, POSITION_OF, Circuit, candidates, save_circuit, top_heads
+from entity_tracking.circuits import GROUPS, POSITION_OF, Circuit, save_circuit, top_heads
 from entity_tracking.cmap import OUTPUT_ORDER, write_cmap_table
 from entity_tracking.desiderata import ADDITIONAL, ORIGINAL
 from entity_tracking.evaluation import wilson_interval, write_accuracy_table
-from entity_tracking.io import write_json, write_safetensors
+from entity_tracking.io import write_csv, write_json, write_safetensors
 from entity_tracking.knockout import CONDITIONS, write_knockout_table
+from entity_tracking.selection import BOOTSTRAP_COLUMNS
 
 SIZES = {"value_fetcher": 3, "pos_transmitter": 2, "pos_detector": 3, "struct_reader": 2}
 DEFAULT_MODELS = {
@@ -36,12 +37,26 @@ PAPER_MODELS = {
 }
 
 
+def outcomes(acc: float, records: int = 500) -> str:
+    """Per-record outcomes with ``acc`` right, the right ones first: two such strings on the same records differ
+    in one direction only (a paired test sees every difference as discordant the same way)."""
+    correct = round(acc * records)
+    return "1" * correct + "0" * (records - correct)
+
+
 def _accuracy(acc: float, records: int = 500) -> dict[str, Any]:
     """An accuracy entry as evaluation.accuracy writes it (``acc`` rounded to whole prompts)."""
     correct = round(acc * records)
     low, high = wilson_interval(correct, records)
     return {"records": records, "correct": correct, "accuracy": correct / records, "ci_low": low, "ci_high": high,
-            "confidence": 0.95}  # fmt: skip
+            "confidence": 0.95, "outcomes": outcomes(acc, records)}  # fmt: skip
+
+
+def _candidates(scores: dict[str, torch.Tensor], k: dict[str, int]) -> Circuit:
+    """The k most negative heads per group, value fetchers that are also transmitters dropped."""
+    out = {g: top_heads(scores[g], k[g]) for g in GROUPS}
+    out["value_fetcher"] = [h for h in out["value_fetcher"] if h not in out["pos_transmitter"]]
+    return out
 
 
 def _eval(model: str, spec: dict[str, Any], acc: float, records: int = 500) -> dict[str, Any]:
@@ -94,6 +109,7 @@ def write_results(
     activation_patching: dict[tuple[str, str, str, str], tuple[float, float]] | None = None,
     cmap: dict[tuple[str, str], float] | None = None,
     knockout: dict[tuple[str, str], list[float]] | None = None,
+    no_signal: dict[str, str] | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Write ``root/results/<profile>/...`` for ``models``; return the config the claims need.
@@ -103,7 +119,9 @@ def write_results(
     model's accuracy. The later stages (see :func:`write_stages`) take the overrides ``dcm``
     ((circuit, group, desideratum) -> (test accuracy, chance floor)), ``activation_patching``
     ((circuit, model, group, desideratum) -> (mean, floor)), ``cmap`` ((source, output group) ->
-    accuracy) and ``knockout`` ((model, condition) -> accuracy per start layer).
+    accuracy) and ``knockout`` ((model, condition) -> accuracy per start layer). ``no_signal`` (model ->
+    stage) marks the stage of a model's path patching that found nothing beyond noise: that group and every
+    later one are empty in its circuit, with the statuses rule minimality writes.
     """
     models = models or DEFAULT_MODELS
     accuracy, sizes, circuit_accuracy = accuracy or {}, sizes or {}, circuit_accuracy or {}
@@ -120,10 +138,15 @@ def write_results(
         write_safetensors(where / "path_patching.safetensors", scores)
         want = sizes.get(m, SIZES)
         k = {g: want[g] + 1 for g in GROUPS}
-        k["value_fetcher"] += k["pos_transmitter"]  # candidates() drops value fetchers that are transmitters
-        cands = candidates({g: scores[f"{g}.prob"] for g in GROUPS}, k)
+        k["value_fetcher"] += k["pos_transmitter"]  # _candidates() drops value fetchers that are transmitters
+        cands = _candidates({g: scores[f"{g}.prob"] for g in GROUPS}, k)
+        stop = GROUPS.index(no_signal[m]) if no_signal and m in no_signal else len(GROUPS)
+        status = {g: {"status": "signal" if i < stop else "no signal" if i == stop else "not run", "reason": ""}
+                  for i, g in enumerate(GROUPS)}  # fmt: skip
+        cands = {g: cands[g] if i < stop else [] for i, g in enumerate(GROUPS)}
         circuits[m] = {g: cands[g][: want[g]] for g in GROUPS}
-        save_circuit(where / "circuit.json", circuits[m])
+        save_circuit(where / "circuit.json", circuits[m], status)
+        _bootstrap_csv(where / "bootstrap.csv", circuits[m], status, layers, heads, rng)
         write_json(
             where / "minimality.json", {"model": m, "candidates": {g: [list(h) for h in cands[g]] for g in GROUPS}}
         )
@@ -182,6 +205,25 @@ def write_results(
     }
 
 
+def _bootstrap_csv(
+    path: Path, circuit: Circuit, status: dict[str, dict[str, str]], layers: int, heads: int, rng: random.Random
+) -> None:
+    """A bootstrap.csv as rule bootstrap writes it: circuit heads selected often, the others rarely."""
+    rows = []
+    for g in GROUPS:
+        if status[g]["status"] == "not run":
+            continue
+        for layer in range(layers):
+            for head in range(heads):
+                inside = (layer, head) in circuit[g]
+                freq = round(rng.uniform(0.6, 1.0) if inside else rng.uniform(0.0, 0.3), 3)
+                rows.append({"group": g, "layer": layer, "head": head, "stage_status": status[g]["status"],
+                             "eligible": 1, "mean": -freq / 10, "se": 0.01, "p": 0.01, "p_adjusted": 0.02,
+                             "qualifies": int(inside), "candidate": int(inside), "in_circuit": int(inside),
+                             "frequency": freq})  # fmt: skip
+    write_csv(path, BOOTSTRAP_COLUMNS, rows)
+
+
 FLOORS = {"positional": 0.05, "object_value": 0.0, "box_label_value": 0.05}  # others: 0.06
 
 
@@ -221,6 +263,7 @@ def write_stages(
                 "selected": [list(h) for h in chosen],
                 "validation": [{"step": 0, "loss": -1.0, "val_accuracy": test, "selected": len(chosen)}],
                 "best_step": 0, "val_accuracy": test, "test_accuracy": test, "chance_floor": floor,
+                "test_outcomes": outcomes(test, 504), "floor_outcomes": outcomes(floor, 504),
                 "records": {"dcm_train": 504, "dcm_val": 252, "dcm_test": 504},
             })  # fmt: skip
             dcm_files.append(path)

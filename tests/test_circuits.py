@@ -22,7 +22,6 @@ from entity_tracking.circuits import (
     GROUPS,
     POSITIONS,
     CircuitFileError,
-    candidates,
     circuit_nodes,
     full_model_keep,
     keep_sets,
@@ -136,18 +135,6 @@ def test_top_heads_most_negative_with_ties_by_layer_and_head():
     assert top_heads(torch.zeros(2, 2), 3) == [(0, 0), (0, 1), (1, 0)]
 
 
-def test_candidates_drop_value_fetchers_that_are_transmitters():
-    vf = torch.tensor([[-5.0, -4.0], [-3.0, 0.0]])
-    pt = torch.tensor([[0.0, -9.0], [0.0, -1.0]])
-    scores = {"value_fetcher": vf, "pos_transmitter": pt, "pos_detector": -vf, "struct_reader": pt}
-    k = {"value_fetcher": 3, "pos_transmitter": 1, "pos_detector": 2, "struct_reader": 2}
-    out = candidates(scores, k)
-    assert out["pos_transmitter"] == [(0, 1)]
-    assert out["value_fetcher"] == [(0, 0), (1, 0)]  # (0, 1) is a transmitter
-    assert out["pos_detector"] == [(1, 1), (1, 0)]
-    assert out["struct_reader"] == [(0, 1), (1, 1)]
-
-
 def test_random_circuit_sizes_distinct_and_seeded():
     sizes = {"value_fetcher": 40, "pos_transmitter": 7, "pos_detector": 20, "struct_reader": 5}
     for seed in range(5):
@@ -237,6 +224,15 @@ IMPORTANT = {
 }
 
 
+def as_outcomes(acc: float, n: int = 200) -> torch.Tensor:
+    """Per-prompt outcomes with accuracy ``acc``, the right ones first (nested sets: one-way differences)."""
+    return torch.arange(n) < round(acc * n)
+
+
+def outcomes_of(acc_fn: Any) -> Any:
+    return lambda removed: as_outcomes(acc_fn(removed))
+
+
 def test_minimality_keeps_exactly_the_important_heads():
     from entity_tracking.circuits import POSITION_OF
 
@@ -247,13 +243,15 @@ def test_minimality_keeps_exactly_the_important_heads():
         calls.append(removed)
         return 1 - len(removed & important) / len(important)
 
-    final, report = minimality(CANDIDATES, acc, percentage=0.3, threshold=0.01)
+    final, report = minimality(CANDIDATES, outcomes_of(acc), percentage=0.3, threshold=0.01)
     assert final == IMPORTANT
     assert report["full"] == 1.0
     assert len(calls) == len(set(calls)) == report["evaluations"]  # every removed set evaluated once
     sig = {tuple(r["head"]): r for r in report["groups"]["value_fetcher"]["significance"]}
     assert sig[(5, 1)]["score"] == 0.0 and sig[(5, 1)]["K"] == [] and not sig[(5, 1)]["kept"]
     assert sig[(6, 2)]["kept"] and sig[(6, 2)]["score"] > 0.01
+    assert sig[(6, 2)]["lost"] == 25 and sig[(6, 2)]["gained"] == 0 and sig[(6, 2)]["p_value"] < 1e-6
+    assert sig[(5, 1)]["p_value"] == 1.0 and sig[(5, 1)]["effect"] == 0.0
     assert report["groups"]["value_fetcher"]["k_size"] == 2  # ceil(0.3 * 5)
     pairs = report["groups"]["pos_detector"]["pairs"]
     assert len(pairs) == 4 * 5 // 2
@@ -273,17 +271,39 @@ def test_minimality_after_zero_is_essential_not_a_division_error():
     def acc(removed: frozenset) -> float:
         return 0.0 if essential in removed else 0.9 - 0.1 * len(removed)
 
-    final, report = minimality(CANDIDATES, acc, percentage=0.5, threshold=0.5)
+    final, report = minimality(CANDIDATES, outcomes_of(acc), percentage=0.5, threshold=0.5)
     assert (2, 1) in final["pos_detector"]
     row = next(r for r in report["groups"]["pos_detector"]["significance"] if r["head"] == [2, 1])
     assert row["after"] == 0.0 and row["before"] > 0 and row["essential"] and row["score"] is None and row["kept"]
     json.dumps(report, allow_nan=False)  # the report stays valid JSON
 
-    # before == after == 0: nothing to lose, not kept
-    final, report = minimality(CANDIDATES, lambda removed: 0.0, percentage=0.5, threshold=0.0)
+    # before == after == 0: nothing to lose; the paper's rule alone (alpha 1) keeps it at threshold 0, the test not
+    final, report = minimality(CANDIDATES, outcomes_of(lambda removed: 0.0), percentage=0.5, threshold=0.0)
     rows = report["groups"]["struct_reader"]["significance"]
-    assert all(r["score"] == 0.0 and not r["essential"] for r in rows)
+    assert all(r["score"] == 0.0 and not r["essential"] and r["p_value"] == 1.0 for r in rows)
+    assert final["struct_reader"] == []
+    final, _ = minimality(CANDIDATES, outcomes_of(lambda removed: 0.0), percentage=0.5, threshold=0.0, alpha=1.0)
     assert final["struct_reader"] == [(0, 1), (0, 2)]  # 0 >= threshold 0
+
+
+def test_minimality_drops_a_head_whose_removal_changes_a_few_prompts():
+    """The paper's ratio keeps a head for any drop; the paired test wants a drop beyond noise."""
+    one = ("query_label", (2, 0))
+    circuit = {"value_fetcher": [], "pos_transmitter": [], "pos_detector": [(2, 0), (2, 1)], "struct_reader": []}
+    base = torch.arange(301) < 200
+
+    def few(removed: frozenset) -> torch.Tensor:  # removing (2, 0) loses 2 prompts of 301, as on the organisms
+        out = base.clone()
+        if one in removed:
+            out[:2] = False
+        return out
+
+    final, report = minimality(circuit, few, percentage=0.5, threshold=0.0)
+    row = next(r for r in report["groups"]["pos_detector"]["significance"] if r["head"] == [2, 0])
+    assert row["score"] > 0 and row["lost"] == 2 and row["p_value"] == 0.25 and not row["kept"]
+    assert final["pos_detector"] == []
+    # the paper's rule alone keeps both: (2, 0) for its 2 prompts, (2, 1) for a score of 0 >= threshold 0
+    assert minimality(circuit, few, percentage=0.5, threshold=0.0, alpha=1.0)[0]["pos_detector"] == [(2, 0), (2, 1)]
 
 
 def test_minimality_heads_with_the_same_index_in_different_layers_are_both_removed():
@@ -296,7 +316,7 @@ def test_minimality_heads_with_the_same_index_in_different_layers_are_both_remov
         seen.append(removed)
         return 0.0 if {a, b} <= removed else 1.0
 
-    final, report = minimality(circuit, acc, percentage=0.5, threshold=0.1)
+    final, report = minimality(circuit, outcomes_of(acc), percentage=0.5, threshold=0.1)
     assert frozenset({a, b}) in seen
     assert final["pos_detector"] == [(3, 5), (7, 5)]
     pairs = report["groups"]["pos_detector"]["pairs"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from entity_tracking import paper
@@ -28,6 +29,13 @@ def _by_id(claims: list[Claim]) -> dict[str, Claim]:
     return {c.id: c for c in claims}
 
 
+def ours_for(paper_value: float, desideratum: str, model: str) -> float:
+    """The accuracy of ours whose original-style value ``(1 - 1/7) * ours + a / 7`` is the paper's (positional)."""
+    if desideratum != "positional":
+        return paper_value
+    return (paper_value - paper.ACCURACY[model] / 7) * 7 / 6
+
+
 def _paper_results(tmp_path, **overrides):
     """A paper-profile results tree whose numbers are the paper's, unless overridden."""
     circuit_accuracy = {(paper.LLAMA, m): v for m, v in paper.LLAMA_CIRCUIT_ACCURACY.items()}
@@ -44,8 +52,8 @@ def _paper_results(tmp_path, **overrides):
         "random_accuracy": dict(paper.RANDOM_CIRCUIT_ACCURACY),
         "completeness_gap": dict(paper.COMPLETENESS),
         "external": (paper.PUBLISHED_LLAMA,),
-        "dcm": {(paper.LLAMA, g, d): (v, 0.05) for (g, d), (_, v) in paper.DCM_LLAMA.items()},
-        "activation_patching": {(paper.LLAMA, m, g, d): (v / 100, 0.05)
+        "dcm": {(paper.LLAMA, g, d): (ours_for(v, d, paper.LLAMA), 0.05) for (g, d), (_, v) in paper.DCM_LLAMA.items()},
+        "activation_patching": {(paper.LLAMA, m, g, d): (ours_for(v / 100, d, m), 0.05)
                                 for (g, d), per in paper.ACTIVATION_PATCHING.items() for m, v in per.items()},
         "cmap": {(m, "full_circuit" if g == "full" else g): v
                  for m, bars in paper.CMAP.items() for g, v in bars.items()},
@@ -69,6 +77,14 @@ def test_headline_numbers_pass_when_ours_are_the_papers(tmp_path):
     by_id = _by_id(claims)
     assert by_id["H.activation_patching.value_fetcher.object_value.goat-7b"].paper == 0.659  # 65.9 % as a fraction
     assert by_id["H.dcm.pos_transmitter.positional"].ours["chance_floor"] == 0.05
+    # positional numbers are compared as the original measured them: (1 - 1/B) * ours + accuracy / B
+    dcm_pt = by_id["H.dcm.pos_transmitter.positional"]
+    assert dcm_pt.ours["comparable"] == pytest.approx(0.362) and dcm_pt.ours["test_accuracy"] < 0.32
+    assert "(1 - 1/B) * ours + a / B" in dcm_pt.note
+    ap = by_id["H.activation_patching.pos_detector.positional.float-7b"].ours
+    assert ap["comparable"] == pytest.approx(0.547) and ap["accuracy"] == pytest.approx((0.547 - 0.82 / 7) * 7 / 6)
+    vf = by_id["H.dcm.value_fetcher.object_value"].ours
+    assert vf["comparable"] == vf["test_accuracy"] == 0.468
     assert by_id["H.knockout.31"].ours == 0.65 and by_id["H.cmap.float-7b.full"].ours["accuracy"] == 0.82
 
 
@@ -149,7 +165,8 @@ def test_qualitative_claims_on_constructed_results(tmp_path):
     assert claims[f"Q.more_accurate.{lora}"].verdict == FAIL
     assert claims[f"Q.more_accurate.{full}"].verdict == FAIL  # equal is not more accurate
     assert claims[f"Q.more_accurate.{chat}"].ours["difference"] == 0.8 - 0.6
-    assert "do not overlap" in claims[f"Q.more_accurate.{chat}"].note
+    assert "100 right only for" in claims[f"Q.more_accurate.{chat}"].note  # paired on the same prompts
+    assert claims[f"Q.more_accurate.{chat}"].ours["p"] < 1e-20
     assert claims[f"Q.base_circuit_faithful.{chat}"].verdict == PASS  # 0.70 / 0.80 = 0.875
     assert claims[f"Q.base_circuit_faithful.{lora}"].verdict == FAIL  # 0.60
     assert claims[f"Q.own_circuit_faithful.{base}"].verdict == PASS  # 0.55 / 0.60 = 0.92
@@ -236,7 +253,7 @@ def test_dcm_claims_against_the_chance_floor(tmp_path):
     assert claims[f"Q.dcm_box_label.{base}"].verdict == PASS
     label = claims[f"Q.dcm_box_label.{chat}"]
     assert label.verdict == FAIL and "PT" not in label.ours  # PT is empty
-    assert "tokenization bug" in label.note and "Above floor + 0.05: PD." in label.note
+    assert "tokenization bug" in label.note and "Carrying (test > floor, paired p < 0.05, by ≥ 0.05): PD." in label.note
     # a missing activation-patching file leaves the DCM verdict and says so; a missing DCM file does not
     (res / "activation_patching" / f"{base}.json").unlink()
     (res / "dcm" / chat / "value_fetcher" / "object_value.json").unlink()
@@ -247,26 +264,90 @@ def test_dcm_claims_against_the_chance_floor(tmp_path):
     assert vf.verdict == NOT_COMPUTED and f"results/default/dcm/{chat}/value_fetcher/object_value.json" in vf.note
 
 
-def test_cmap_claims_lift_beyond_the_base_interval(tmp_path):
+def mixed(base: str, gained: int, lost: int) -> str:
+    """Outcomes on the same records as ``base`` with ``gained`` wrong ones made right and ``lost`` right ones
+    made wrong (a paired test sees both directions)."""
+    out = list(base)
+    right, wrong = [i for i, c in enumerate(base) if c == "1"], [i for i, c in enumerate(base) if c == "0"]
+    for i in wrong[:gained]:
+        out[i] = "1"
+    for i in right[:lost]:
+        out[i] = "0"
+    return "".join(out)
+
+
+def _set_cmap(res, ft: str, base: str, group: str, outcomes: str) -> None:
+    """Rewrite one output row of a CMAP result with these per-record outcomes."""
+    path = res / "cmap" / f"{ft}__{base}.json"
+    data = json.loads(path.read_text())
+    row = data["output"][group]
+    row["outcomes"], row["correct"] = outcomes, outcomes.count("1")
+    row["accuracy"] = row["correct"] / len(outcomes)
+    path.write_text(json.dumps(data))
+
+
+def test_cmap_claims_are_paired_tests_against_the_base(tmp_path):
     base, chat, lora, full = DEFAULT_MODELS
     sizes = {lora: {"value_fetcher": 0, "pos_transmitter": 0, "pos_detector": 1, "struct_reader": 1}}
-    cmap = {(chat, "value_fetcher"): 0.75, (chat, "pos_transmitter"): 0.62, (full, "value_fetcher"): 0.70}
+    cmap = {(chat, "value_fetcher"): 0.75, (full, "value_fetcher"): 0.70, (chat, "full_circuit"): 0.80,
+            (chat, "pos_detector"): 0.60, (chat, "struct_reader"): 0.60}  # fmt: skip
     accuracy = {base: 0.60, chat: 0.80, lora: 0.70, full: 0.55}
     config = write_results(tmp_path, accuracy=accuracy, sizes=sizes, cmap=cmap)
     res = tmp_path / "results" / "default"
+    own = json.loads((res / "cmap" / f"{chat}__{base}.json").read_text())["target_accuracy"]["outcomes"]
+    _set_cmap(res, chat, base, "pos_transmitter", mixed(own, gained=10, lost=5))  # +0.01: 10 vs 5, p = 0.15
+    _set_cmap(res, chat, base, "struct_reader", mixed(own, gained=30, lost=5))  # a significant lift: claim fails
     claims = _by_id(evaluate_claims(Results(res, config)))
     vf = claims[f"Q.cmap_lifts_base.{chat}.value_fetcher"]
     assert vf.verdict == PASS and abs(vf.ours["gap_closed"] - 0.75) < 1e-9 and "closes 75% of the gap" in vf.note
-    assert claims[f"Q.cmap_lifts_base.{chat}.pos_transmitter"].verdict == FAIL  # 0.62: inside [0.557, 0.642]
+    assert vf.ours["p_lift"] < 1e-10 and "McNemar" in vf.note
+    pt = claims[f"Q.cmap_lifts_base.{chat}.pos_transmitter"]
+    assert pt.verdict == FAIL and 0.1 < pt.ours["p_lift"] < 0.2  # higher, not significantly
+    assert "10 right only for" in pt.note and "5 only for" in pt.note
     assert claims[f"Q.cmap_lifts_base.{lora}.value_fetcher"].verdict == NOT_APPLICABLE  # nothing patched
     lifted = claims[f"Q.cmap_lifts_base.{full}.value_fetcher"]  # lifted, but the fine-tune is worse than the base
     assert lifted.verdict == PASS and lifted.ours["gap_closed"] is None and "no gap to close" in lifted.note
+    # the full circuit reaches the fine-tuned accuracy (0.80 = 0.80): lifted, not below the fine-tune
+    whole = claims[f"Q.cmap_full_circuit.{chat}"]
+    assert whole.verdict == PASS and whole.ours["p_below_finetuned"] >= 0.05
+    # the detector does not lift the base (0.60 = 0.60); the reader does, significantly: that claim fails
+    assert claims[f"Q.cmap_no_lift.{chat}.pos_detector"].verdict == PASS
+    reader = claims[f"Q.cmap_no_lift.{chat}.struct_reader"]
+    assert reader.verdict == FAIL and reader.ours["p_lift"] < 1e-4
+    # a full circuit below the fine-tune, significantly, does not "bring the base to" its accuracy
+    _set_cmap(res, chat, base, "full_circuit", mixed(own, gained=60, lost=0))  # 0.72 against 0.80
+    assert _by_id(evaluate_claims(Results(res, config)))[f"Q.cmap_full_circuit.{chat}"].verdict == FAIL
+    # patched below the base: the wrong direction is not a lift
+    _set_cmap(res, chat, base, "value_fetcher", mixed(own, gained=0, lost=40))
+    claim = _by_id(evaluate_claims(Results(res, config)))[f"Q.cmap_lifts_base.{chat}.value_fetcher"]
+    assert claim.verdict == FAIL and claim.ours["p_lift"] == 1.0
     (res / "cmap" / f"{chat}__{base}.json").unlink()
     claim = _by_id(evaluate_claims(Results(res, config)))[f"Q.cmap_lifts_base.{chat}.value_fetcher"]
     assert claim.verdict == NOT_COMPUTED and f"cmap/{chat}__{base}.json" in claim.note
     one = write_results(tmp_path / "one", {base: DEFAULT_MODELS[base]})
     claims = _by_id(evaluate_claims(Results(tmp_path / "one" / "results" / "default", one)))
     assert claims["Q.cmap_lifts_base"].verdict == NOT_APPLICABLE
+
+
+def test_fine_tuned_accuracy_claims_need_a_significant_paired_difference(tmp_path):
+    base, chat, *_ = DEFAULT_MODELS
+    config = write_results(tmp_path, {base: DEFAULT_MODELS[base], chat: DEFAULT_MODELS[chat]},
+                           accuracy={base: 0.60, chat: 0.60})  # fmt: skip
+    res = tmp_path / "results" / "default"
+    path = res / "eval" / f"{chat}.json"
+    record = json.loads(path.read_text())
+    base_outcomes = json.loads((res / "eval" / f"{base}.json").read_text())["outcomes"]
+    for gained, lost, verdict in ((40, 10, PASS), (12, 8, FAIL), (5, 40, FAIL)):
+        record["outcomes"] = mixed(base_outcomes, gained, lost)
+        record["accuracy"] = record["outcomes"].count("1") / 500
+        path.write_text(json.dumps(record))
+        claim = _by_id(evaluate_claims(Results(res, config)))[f"Q.more_accurate.{chat}"]
+        assert claim.verdict == verdict, (gained, lost, claim.note)
+        assert f"{gained} right only for" in claim.note
+    del record["outcomes"]
+    path.write_text(json.dumps(record))
+    claim = _by_id(evaluate_claims(Results(res, config)))[f"Q.more_accurate.{chat}"]
+    assert claim.verdict == NOT_COMPUTED and "per-record outcomes" in claim.note
 
 
 def test_knockout_claims_compare_early_layers_with_the_random_control(tmp_path):

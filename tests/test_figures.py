@@ -44,6 +44,7 @@ CALLS: dict[str, Callable[[Path], dict]] = {
     "circuit_diagram": lambda res: {
         "circuit": res / "circuits" / "organism-base" / "circuit.json",
         "path_patching": res / "circuits" / "organism-base" / "path_patching.json",
+        "bootstrap": res / "circuits" / "organism-base" / "bootstrap.csv",
         "label": "Base organism",
     },
     "dcm": lambda res: {
@@ -110,7 +111,11 @@ def test_paper_sized_circuits_and_missing_cells_draw(tmp_path):
     res = tmp_path / "results" / "paper"
     llama = res / "circuits" / "llama-7b"
     PLOTS["circuit_diagram"](
-        llama / "circuit.json", llama / "path_patching.json", tmp_path / "c.pdf", tmp_path / "c.png"
+        llama / "circuit.json",
+        llama / "path_patching.json",
+        llama / "bootstrap.csv",
+        tmp_path / "c.pdf",
+        tmp_path / "c.png",
     )
     PLOTS["causal_impact"](
         **_circuit(res, "goat-7b", "ft"),
@@ -128,6 +133,26 @@ def test_paper_sized_circuits_and_missing_cells_draw(tmp_path):
     PLOTS["knockout"](knockout, tmp_path / "k.pdf", tmp_path / "k.png", paper=paper.KNOCKOUT_CURVES)
     assert all((tmp_path / f).stat().st_size > 1000 for f in ("c.png", "i.png", "f.png", "d.png", "a.png", "m.png"))
     assert (tmp_path / "k.png").stat().st_size > 1000
+
+
+def test_circuit_diagram_shades_heads_by_their_bootstrap_frequency_and_names_no_signal(tmp_path):
+    from entity_tracking.figures.circuit_diagram import _header, box_style, read_frequencies
+
+    write_results(tmp_path, no_signal={"organism-base": "pos_detector"})
+    where = tmp_path / "results" / "default" / "circuits" / "organism-base"
+    freq = read_frequencies(where / "bootstrap.csv")
+    assert {g for g, _ in freq} == {"value_fetcher", "pos_transmitter", "pos_detector"}  # the reader was not run
+    rare, often = box_style("value_fetcher", (2, 1), True, 0.1), box_style("value_fetcher", (2, 1), True, 0.9)
+    assert (
+        rare["facecolor"][3] < often["facecolor"][3] and rare["text"] == "L2H1\n0.10" and often["text"].endswith("0.90")
+    )
+    assert box_style("value_fetcher", (2, 1), False, 0.5)["linestyle"] == "--"
+    assert _header("pos_detector", 0, "no signal").endswith("no signal")
+    assert _header("struct_reader", 0, "not run").endswith("not run")
+    assert _header("value_fetcher", 3, "signal").endswith("3 heads")
+    PLOTS["circuit_diagram"](where / "circuit.json", where / "path_patching.json", where / "bootstrap.csv",
+                             tmp_path / "c.pdf", tmp_path / "c.png")  # fmt: skip
+    assert (tmp_path / "c.png").stat().st_size > 1000
 
 
 def test_figure_and_claims_rules_run_through_snakemake_and_the_report(tmp_path):

@@ -1,4 +1,5 @@
-"""Path patching: fast and reference methods agree, on the shipped organism and on Qwen2 and Mistral toys."""
+"""Path patching: fast and reference methods agree, on the shipped organism and on Qwen2 and Mistral toys;
+per-example scores; the noise guard's chain on the organism; a null patch scores 0."""
 
 from __future__ import annotations
 
@@ -13,12 +14,26 @@ from entity_tracking.config import build_config
 from entity_tracking.dataset import generate, load_objects
 from entity_tracking.interventions import ModelParts
 from entity_tracking.models import load_for_study
-from entity_tracking.path_patching import STAGES, path_patching, prepare_data, stage_scores
+from entity_tracking.path_patching import (
+    DEFAULT_SELECTION,
+    STAGES,
+    PathPatchingData,
+    path_patching,
+    prepare_data,
+    stage_scores,
+)
 from entity_tracking.tokenization import check_vocabulary
 from entity_tracking.toy import build_model
 
 TOPK = {"value_fetcher": 3, "pos_transmitter": 2, "pos_detector": 3, "struct_reader": 2}
 ATOL = 1e-5
+# No noise guard: every eligible head with a mean below 1 qualifies, so all four stages run (to compare methods)
+NO_GUARD = {"alpha": 1.0, "correction": "none", "min_effect": -1.0}
+
+
+def mean(result: dict[str, Any], stage: str, metric: str) -> torch.Tensor:
+    """A stage's mean score ``[L, H]`` from its per-example scores."""
+    return result[stage]["examples"][metric].double().mean(0).float()
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +45,23 @@ def organism() -> dict[str, Any]:
     return {"parts": parts, "data": data, "tokenizer": lm.tokenizer, "vocab": vocab, "records": records}
 
 
+# Receivers of each stage on the organism, fixed (the chain itself: test_selection.py and the noise-guard test
+# below): every stage then has effects to compare, the position detector's small (~1e-5).
+RECEIVERS = {
+    "value_fetcher": [],
+    "pos_transmitter": [(2, 1), (2, 3), (1, 2)],
+    "pos_detector": [(2, 0), (2, 1)],
+    "struct_reader": [(1, 2), (1, 1), (1, 3)],
+}
+
+
 @pytest.fixture(scope="module")
 def organism_results(organism) -> dict[str, Any]:
     parts, data = organism["parts"], organism["data"]
-    return {m: path_patching(parts, data, TOPK, metric="prob", method=m) for m in ("fast", "reference")}
+    return {
+        m: {s: {"receivers": r, "examples": stage_scores(parts, data, s, r, method=m)} for s, r in RECEIVERS.items()}
+        for m in ("fast", "reference")
+    }
 
 
 def test_organism_data_positions(organism):
@@ -54,35 +82,31 @@ def test_fast_matches_reference_on_organism(organism_results):
     for stage in STAGES:
         assert fast[stage]["receivers"] == ref[stage]["receivers"], stage
         for metric in ("prob", "logit"):
-            a, b = fast[stage]["scores"][metric], ref[stage]["scores"][metric]
-            assert a.shape == b.shape == (3, 4) and a.dtype == b.dtype == torch.float32
+            ea, eb = fast[stage]["examples"][metric], ref[stage]["examples"][metric]
+            assert ea.shape == eb.shape == (40, 3, 4) and ea.dtype == eb.dtype == torch.float32
+            torch.testing.assert_close(ea, eb, rtol=0, atol=10 * ATOL, msg=f"{stage} {metric} per example")
+            a, b = mean(fast, stage, metric), mean(ref, stage, metric)
             torch.testing.assert_close(a, b, rtol=0, atol=ATOL, msg=f"{stage} {metric}")
             # tighter, relative to the stage's own scale: the position-detector scores of this small model
             # are only ~1e-4, so the absolute 1e-5 alone would hardly test that stage
             assert (a - b).abs().max() <= max(1e-6, 1e-2 * b.abs().max()), (stage, metric)
-        assert fast[stage]["top"] == ref[stage]["top"], stage
-    # the chain: each stage's receivers are the previous stage's top heads
-    assert fast["value_fetcher"]["receivers"] == []
-    for prev, stage in itertools.pairwise(STAGES):
-        assert fast[stage]["receivers"] == fast[prev]["top"]
-    assert [len(fast[s]["top"]) for s in STAGES] == [3, 2, 3, 2]
+        assert top_heads(mean(fast, stage, "prob"), 2) == top_heads(mean(ref, stage, "prob"), 2), stage
 
 
 def test_organism_scores_are_not_trivial(organism_results):
     fast = organism_results["fast"]
-    vf = fast["value_fetcher"]["scores"]
+    vf = {m: mean(fast, "value_fetcher", m) for m in ("prob", "logit")}
     assert top_heads(vf["prob"], 1) == [(2, 1)]
     assert vf["prob"][2, 1] < -0.3
     assert vf["logit"][2, 1] < 0
-    assert fast["value_fetcher"]["top"][0] == (2, 1)
     # the scale of each stage's strongest effect on this model (the position detector's is small)
     scale = {"value_fetcher": 0.3, "pos_transmitter": 5e-3, "pos_detector": 1e-5, "struct_reader": 1e-2}
     for stage in STAGES:
-        scores = fast[stage]["scores"]["prob"]
+        scores = mean(fast, stage, "prob")
         top_layer = max((layer for layer, _ in fast[stage]["receivers"]), default=3)
         assert (scores[:top_layer] != 0).all(), stage
         assert scores.abs().max() > scale[stage], stage
-    assert fast["struct_reader"]["scores"]["prob"].min() < -1e-2
+    assert mean(fast, "struct_reader", "prob").min() < -1e-2
 
 
 def test_fast_senders_at_or_above_the_top_receiver_score_zero(organism_results):
@@ -90,7 +114,8 @@ def test_fast_senders_at_or_above_the_top_receiver_score_zero(organism_results):
     for stage in STAGES[1:]:
         top_layer = max(layer for layer, _ in fast[stage]["receivers"])
         for metric in ("prob", "logit"):
-            assert torch.equal(fast[stage]["scores"][metric][top_layer:], torch.zeros(3 - top_layer, 4))
+            x = fast[stage]["examples"][metric]
+            assert torch.equal(x[:, top_layer:], torch.zeros(len(x), 3 - top_layer, 4))
 
 
 def test_fast_is_deterministic_and_batching_does_not_matter(organism, organism_results):
@@ -100,18 +125,48 @@ def test_fast_is_deterministic_and_batching_does_not_matter(organism, organism_r
     twice = stage_scores(parts, data, "struct_reader", receivers, method="fast")
     for metric in ("prob", "logit"):
         assert torch.equal(once[metric], twice[metric])
-        assert torch.equal(once[metric], organism_results["fast"]["struct_reader"]["scores"][metric])
+        assert torch.equal(once[metric], organism_results["fast"]["struct_reader"]["examples"][metric])
     # several batches and small suffix chunks give the same numbers
     small = stage_scores(parts, data, "struct_reader", receivers, method="fast", batch_size=16, max_rows=5)
     for metric in ("prob", "logit"):
-        torch.testing.assert_close(small[metric], once[metric], rtol=0, atol=1e-6)
+        torch.testing.assert_close(small[metric], once[metric], rtol=0, atol=ATOL)  # per example
 
 
 def test_path_patching_without_shared_clean_runs(organism, organism_results):
-    res = path_patching(organism["parts"], organism["data"], TOPK, method="fast", share_clean_runs=False)
+    parts, data = organism["parts"], organism["data"]
+    shared = path_patching(parts, data, TOPK, method="fast", selection=NO_GUARD)
+    alone = path_patching(parts, data, TOPK, method="fast", share_clean_runs=False, selection=NO_GUARD)
+    for prev, stage in itertools.pairwise(STAGES):  # the chain: each stage's receivers are the previous top heads
+        assert shared[stage]["receivers"] == shared[prev]["top"]
     for stage in STAGES:
+        assert alone[stage]["top"] == shared[stage]["top"]
         for metric in ("prob", "logit"):
-            assert torch.equal(res[stage]["scores"][metric], organism_results["fast"][stage]["scores"][metric])
+            assert torch.equal(alone[stage]["examples"][metric], shared[stage]["examples"][metric])
+
+
+def test_the_noise_guard_stops_the_organisms_chain_at_the_position_transmitter(organism):
+    """The shipped 3-layer organism has no position transmitter: the stage's scores are noise (or positive),
+    so with the default guard it has no signal and the later stages are not run."""
+    res = path_patching(organism["parts"], organism["data"], TOPK, selection=DEFAULT_SELECTION)
+    assert res["value_fetcher"]["status"] == "signal" and res["value_fetcher"]["top"][0] == (2, 1)
+    assert res["pos_transmitter"]["status"] == "no signal" and res["pos_transmitter"]["top"] == []
+    assert [res[s]["status"] for s in STAGES[2:]] == ["not run", "not run"]
+    assert res["pos_detector"]["examples"] is None
+
+
+@pytest.mark.parametrize("method", ["fast", "reference"])
+def test_a_null_patch_scores_zero(organism, method):
+    """Null patch: the counterfactual is the clean prompt itself, so every sender is patched with its own clean
+    output, the receivers with their own clean inputs: every score is 0 to float precision."""
+    clean = organism["data"].clean
+    null = PathPatchingData(clean, clean, clean.prev_query_label)
+    receivers = {"value_fetcher": [], "pos_transmitter": [(2, 1), (2, 3)], "pos_detector": [(2, 0), (1, 2)],
+                 "struct_reader": [(1, 2)]}  # fmt: skip
+    for stage in STAGES:
+        scores = stage_scores(organism["parts"], null, stage, receivers[stage], method=method, batch_size=20)
+        for metric in ("prob", "logit"):
+            assert scores[metric].shape == (40, 3, 4)
+            assert scores[metric].abs().max() < 1e-5, (stage, metric, float(scores[metric].abs().max()))
 
 
 def test_prepare_data_rejects_records_without_counterfactual(organism, small_data):
@@ -172,6 +227,8 @@ def test_fast_matches_reference_on_gqa_models(gqa, stage):
     receivers = GQA_RECEIVERS[stage]
     fast = stage_scores(parts, data, stage, receivers, method="fast", batch_size=8, max_rows=12)
     ref = stage_scores(parts, data, stage, receivers, method="reference", batch_size=8)
+    fast = {m: x.double().mean(0).float() for m, x in fast.items()}
+    ref = {m: x.double().mean(0).float() for m, x in ref.items()}
     for metric in ("prob", "logit"):
         torch.testing.assert_close(fast[metric], ref[metric], rtol=0, atol=ATOL, msg=f"{stage} {metric}")
         assert (fast[metric] - ref[metric]).abs().max() <= max(1e-6, 1e-2 * ref[metric].abs().max()), metric

@@ -176,13 +176,23 @@ def test_default_profile_runs_end_to_end(default_run):
     assert (root / "checkpoints" / "finetuned" / "organism-arith-lora" / "adapter_model.safetensors").is_file()
     assert (default_run / "logs" / "default" / "eval" / "organism-base.log").read_text().count("accuracy") == 1
     # circuits: one per model, every circuit on every model, completeness and overlap
+    # The organisms have no position transmitter: path patching finds value fetchers beyond noise, then no
+    # signal in the transmitter stage, and stops; minimality keeps no value fetcher of a circuit without the rest
     for name in names:
         circuit = json.loads((root / "circuits" / name / "circuit.json").read_text())
-        assert list(circuit) == ["value_fetcher", "pos_transmitter", "pos_detector", "struct_reader"]
+        assert list(circuit) == ["value_fetcher", "pos_transmitter", "pos_detector", "struct_reader", "selection"]
+        status = [circuit["selection"][g]["status"] for g in list(circuit)[:4]]
+        assert status == ["signal", "no signal", "not run", "not run"], (name, status)
+        summary = json.loads((root / "circuits" / name / "path_patching.json").read_text())
+        assert summary["stages"]["value_fetcher"]["top"][0] == [2, 1]  # the strongest head, beyond noise
+        assert all(s["p_adjusted"] < 0.05 for s in summary["stages"]["value_fetcher"]["top_stats"])
+        boot = list(csv.DictReader((root / "circuits" / name / "bootstrap.csv").open()))
+        assert {r["group"] for r in boot} == {"value_fetcher", "pos_transmitter"}  # the stages that ran
+        top = next(r for r in boot if (r["group"], r["layer"], r["head"]) == ("value_fetcher", "2", "1"))
+        assert float(top["frequency"]) >= 0.9 and top["candidate"] == "1"
     faith = list(csv.DictReader((root / "faithfulness.csv").open()))
     assert {(r["circuit"], r["model"]) for r in faith} == {(c, m) for c in names for m in names}
     base = next(r for r in faith if r["circuit"] == r["model"] == "organism-base")
-    assert float(base["circuit_accuracy"]) > 10 * float(base["random_accuracy_mean"])  # far above random circuits
     assert float(base["faithfulness"]) == float(base["circuit_accuracy"]) / float(base["model_accuracy"])
     comp = list(csv.DictReader((root / "completeness.csv").open()))
     assert [r["K"] for r in comp if r["model"] == "organism-base"] == [
@@ -242,10 +252,15 @@ def test_default_profile_runs_end_to_end(default_run):
     claims = {c["id"]: c for c in json.loads((root / "claims.json").read_text())["claims"]}
     assert all(c["verdict"] == "not applicable" for c in claims.values() if c["kind"] == "headline")
     assert claims["Q.more_accurate.organism-chat"]["verdict"] == "fail"  # no organism fine-tune beats the base
+    assert claims["Q.more_accurate.organism-chat"]["ours"]["p"] > 0.05  # paired test on the same prompts
     assert not [c["id"] for c in claims.values() if c["verdict"] == "not computed"]  # every stage's claims
-    # chat is less accurate than the base: patching its value fetcher cannot lift the base beyond its interval
-    assert claims["Q.cmap_lifts_base.organism-chat.value_fetcher"]["verdict"] == "fail"
-    assert claims["Q.knockout.last_to_query_label.organism-base"]["verdict"] == "pass"  # 0.14 against 0.70
+    # every claim that needs a group after the transmitter stage is not applicable, and says why
+    for cid in ("Q.own_circuit_faithful.organism-base", "Q.complete.organism-base", "Q.cmap_full_circuit.organism-chat",
+                "Q.dcm_position_detector.organism-base", "Q.base_circuit_faithful.organism-arith-full"):  # fmt: skip
+        assert claims[cid]["verdict"] == "not applicable", cid
+        assert "no signal in stage position transmitter" in claims[cid]["note"], cid
+    assert claims["Q.knockout.last_to_query_label.organism-base"]["verdict"] == "pass"  # 0.14 against 0.71
+    assert claims["Q.knockout.last_to_query_label.organism-base"]["ours"]["p"] < 1e-10  # paired sign test
     assert claims["Q.dcm_position_transmitter.organism-base"]["ours"]["chance_floor"] > 0
     assert "| Q.more_accurate.organism-chat |" in (root / "claims.md").read_text()
     again = _run(["--cores", "2", "--directory", str(default_run), "-n"], default_run)
