@@ -201,9 +201,10 @@ class Results:
         return arch["layers"] * arch["heads"]
 
 
-def unsupported(r: Results, circuit: str, groups: Iterable[str] = GROUPS) -> str | None:
+def unsupported(r: Results, circuit: str, groups: Iterable[str] = GROUPS, heads: bool = True) -> str | None:
     """Why a claim that needs ``groups`` of ``circuit`` is not applicable, or None: a group whose stage had no
-    signal (or was not run after one that had none), or a group minimality left empty."""
+    signal (or was not run after one that had none), or (``heads``: the claim needs the group's heads) a group
+    minimality left empty."""
     status = r.status(circuit)
     groups = tuple(groups)
     missing = [g for g in groups if status[g]["status"] in NO_SIGNAL_STATUSES]
@@ -212,8 +213,8 @@ def unsupported(r: Results, circuit: str, groups: Iterable[str] = GROUPS) -> str
         after = [GROUP_NAMES[g] for g in missing if status[g]["status"] == "not run"]
         tail = f"; the {', '.join(after)} stage{'s' if len(after) > 1 else ''} not run" if after else ""
         return f"Not applicable: no signal in stage {GROUP_NAMES[stop]} of {r.label(circuit)}'s circuit{tail}."
-    heads = r.circuit(circuit)
-    empty = [GROUP_NAMES[g] for g in groups if not heads[g]]
+    kept = r.circuit(circuit) if heads else {}
+    empty = [GROUP_NAMES[g] for g in groups if heads and not kept[g]]
     if empty:
         return f"Not applicable: minimality left the {', '.join(empty)} of {r.label(circuit)}'s circuit empty."
     return None
@@ -255,7 +256,7 @@ class Headline:
     measure: Callable[[Results, Any], Any]
     key: Any = None
     note: str = ""
-    needs: tuple[str, tuple[str, ...]] | None = None  # (circuit, groups) the number needs signal in
+    needs: tuple[Any, ...] | None = None  # unsupported()'s arguments: (circuit, groups[, needs their heads])
 
 
 def _family(
@@ -267,7 +268,7 @@ def _family(
     check: Callable[[Any, Any], bool],
     measure: Callable[[Results, Any], Any],
     notes: dict[Any, str] | None = None,
-    needs: Callable[[Any], tuple[str, tuple[str, ...]] | None] | None = None,
+    needs: Callable[[Any], tuple[Any, ...] | None] | None = None,
 ) -> list[Headline]:
     """One row per key of ``refs``; ``statement`` may name ``{model}`` (the key's paper name) or ``{key}``.
     ``needs(key)``: the circuit and groups the row needs signal in (else it is not applicable)."""
@@ -413,7 +414,7 @@ HEADLINES: list[Headline] = [
               paper.GOAT: LORA_NOTE}, lambda m: (m, GROUPS)),
     *_family("strongest_head", "Llama's strongest {key} head in path patching: head, score", "§4.3",
              {g: {"head": list(h), "score": s} for g, (h, s) in paper.STRONGEST_HEAD.items()},
-             "same head, score ±0.05", same_head(0.05), _strongest, None, lambda g: (paper.LLAMA, (g,))),
+             "same head, score ±0.05", same_head(0.05), _strongest, None, lambda g: (paper.LLAMA, (g,), False)),
     *_family("dcm", "DCM test accuracy of our Llama circuit's heads, {key}", "§6",
              {f"{g}.{d}": acc_ for (g, d), (_, acc_) in paper.DCM_LLAMA.items()}, "±0.05 (test accuracy)",
              close_field(0.05, "comparable"), _dcm_llama,

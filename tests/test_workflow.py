@@ -13,6 +13,9 @@ import pytest
 import torch
 import yaml
 
+from entity_tracking.circuits import GROUPS, group_status, load_circuit
+from entity_tracking.io import read_json, read_safetensors
+from entity_tracking.selection import SIGNAL, chain_tests, load_stages
 from tests.conftest import REPO
 
 PAPER = REPO / "config" / "profiles" / "paper.yaml"
@@ -265,6 +268,35 @@ def test_default_profile_runs_end_to_end(default_run):
     assert "| Q.more_accurate.organism-chat |" in (root / "claims.md").read_text()
     again = _run(["--cores", "2", "--directory", str(default_run), "-n"], default_run)
     assert "Nothing to be done" in again.stdout + again.stderr  # finished work is kept
+
+
+def test_no_head_of_the_shipped_default_run_is_selected_within_noise(default_run):
+    """Every receiver of a stage, every candidate and every circuit head of the default run qualifies: its
+    per-example scores are negative beyond noise under the configured guard."""
+    root = default_run / "results" / "default" / "circuits"
+    models = sorted(p.name for p in root.iterdir() if (p / "bootstrap.json").is_file())
+    assert len(models) == 4
+    for m in models:
+        summary = read_json(root / m / "path_patching.json")
+        selection = summary["selection"]
+        examples, receivers = load_stages(root / m / "path_patching.safetensors", root / m / "path_patching.json",
+                                          summary["settings"]["metric"], selection)  # fmt: skip
+        tests = chain_tests(examples, receivers, selection)
+        circuit = load_circuit(root / m / "circuit.json")
+        minimality = json.loads((root / m / "minimality.json").read_text())
+        status = group_status(root / m / "circuit.json")
+        for g in GROUPS:
+            chosen = {tuple(h) for h in summary["stages"][g].get("top", [])} | set(circuit[g])
+            chosen |= {tuple(h) for h in minimality["candidates"][g]}
+            for head in chosen:
+                assert tests[g] is not None and bool(tests[g].qualifies[head]), (m, g, head)
+                assert float(tests[g].mean[head]) <= -selection["min_effect"]
+            if status[g]["status"] != SIGNAL:
+                assert not chosen, (m, g)
+        # the shipped scores themselves: means are the per-example means
+        tensors = read_safetensors(root / m / "path_patching.safetensors")
+        for g, x in examples.items():
+            torch.testing.assert_close(tensors[f"{g}.prob"], x.double().mean(0).float())
 
 
 def test_default_profile_is_byte_reproducible(default_run):
