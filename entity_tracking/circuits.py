@@ -4,7 +4,8 @@ A circuit file is ``{group: [[layer, head], ...]}`` with the groups ``value_fetc
 ``pos_transmitter``, ``pos_detector`` and ``struct_reader`` — the format of the original
 repository's ``results/circuits/*.json``, which therefore load unchanged. A circuit found here
 also has a ``selection`` entry: per group, the status of its path-patching stage (``signal``,
-``no signal``, or ``not run`` once the chain stopped; :mod:`entity_tracking.selection`) and why.
+``no signal``, or ``not run`` once the chain stopped; :mod:`entity_tracking.selection`) and why, and
+under ``settings`` the noise guard and minimality settings that selected it.
 
 Each group acts at one position class: value fetcher and position transmitter at the last token,
 position detector at the query label, structure reader at the query label's earlier occurrence in
@@ -71,11 +72,17 @@ def load_circuit(path: str | Path, layers: int | None = None, heads: int | None 
     return circuit
 
 
-def save_circuit(path: str | Path, circuit: Circuit, selection: dict[str, dict[str, str]] | None = None) -> None:
-    """Write a circuit; ``selection``: per group, ``{"status": ..., "reason": ...}`` of its stage."""
+def save_circuit(
+    path: str | Path,
+    circuit: Circuit,
+    selection: dict[str, dict[str, str]] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> None:
+    """Write a circuit; ``selection``: per group, ``{"status": ..., "reason": ...}`` of its stage, and the
+    ``settings`` that selected it."""
     out: dict[str, Any] = {g: [list(h) for h in circuit[g]] for g in GROUPS}
     if selection is not None:
-        out[SELECTION] = {g: selection[g] for g in GROUPS}
+        out[SELECTION] = {g: selection[g] for g in GROUPS} | ({"settings": settings} if settings else {})
     write_json(path, out)
 
 

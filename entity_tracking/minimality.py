@@ -171,7 +171,8 @@ def run_minimality(
 
     opts = settings["minimality"]
     circuit, report = minimality(cands, outcomes, opts["percentage"], opts["threshold"], opts["alpha"], desc=name)
-    save_circuit(out_circuit, circuit, status)
+    guard = {"test": "one-sided one-sample t-test per head (mean score < 0)", "metric": metric, **selection}
+    save_circuit(out_circuit, circuit, status, {"selection": guard, "minimality": opts})
     report = {
         "model": name,
         "records": len(enc),

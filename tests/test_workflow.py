@@ -186,6 +186,9 @@ def test_default_profile_runs_end_to_end(default_run):
         assert list(circuit) == ["value_fetcher", "pos_transmitter", "pos_detector", "struct_reader", "selection"]
         status = [circuit["selection"][g]["status"] for g in list(circuit)[:4]]
         assert status == ["signal", "no signal", "not run", "not run"], (name, status)
+        guard = circuit["selection"]["settings"]  # the settings that selected it, in the circuit file
+        assert {"alpha": 0.05, "correction": "holm", "min_effect": 0.005}.items() <= guard["selection"].items()
+        assert (guard["minimality"]["threshold"], guard["minimality"]["alpha"]) == (0.01, 0.05)
         summary = json.loads((root / "circuits" / name / "path_patching.json").read_text())
         assert summary["stages"]["value_fetcher"]["top"][0] == [2, 1]  # the strongest head, beyond noise
         assert all(s["p_adjusted"] < 0.05 for s in summary["stages"]["value_fetcher"]["top_stats"])
