@@ -109,13 +109,12 @@ def _reset_edits(parts: ModelParts, ids: torch.Tensor) -> dict:
     return edits
 
 
-def _paper_reference(pair: dict[str, Any], heads: list, position: str, variant: str) -> torch.Tensor:
-    """The paper's input patching by hand, in a full forward: the source's k/v (k_proj / v_proj outputs) of the
-    heads' kv heads at every position before the group position, its q at the group position, and every head's
-    z before the last token reset to the target's clean z in every layer."""
+def _input_edits(pair: dict[str, Any], heads: list, position: str, variant: str, upto: bool) -> dict:
+    """Input patching by hand, as full-forward hooks: the source's q of the heads at the group position, and the
+    k/v (k_proj / v_proj outputs) of their kv heads at every position before it (``upto``: and at it)."""
     enc, src, tgt = pair["enc"], pair["src"], pair["tgt"]
     pos = getattr(enc, position).tolist()
-    edits = _reset_edits(tgt, enc.input_ids)
+    edits = {}
     for layer in sorted({h[0] for h in heads}):
         hs = [h for lyr, h in heads if lyr == layer]
         for site in variant:
@@ -128,10 +127,19 @@ def _paper_reference(pair: dict[str, Any], heads: list, position: str, variant: 
                     if site == "q":
                         out[b, p, idx] = value[b, p, idx]
                     else:
-                        out[b, :p, idx] = value[b, :p, idx]
+                        end = p + 1 if upto else p
+                        out[b, :end, idx] = value[b, :end, idx]
                 return out
 
             edits[(site, layer)] = fn
+    return edits
+
+
+def _paper_reference(pair: dict[str, Any], heads: list, position: str, variant: str) -> torch.Tensor:
+    """The paper's input patching by hand, in a full forward: :func:`_input_edits` with k/v before the group
+    position, and every head's z before the last token reset to the target's clean z in every layer."""
+    enc, tgt = pair["enc"], pair["tgt"]
+    edits = _reset_edits(tgt, enc.input_ids) | _input_edits(pair, heads, position, variant, upto=False)
     return _full(tgt, enc.input_ids, edits)
 
 
@@ -198,25 +206,9 @@ def test_input_patches_of_the_two_modes():
 @pytest.mark.parametrize("variant", ["q", "k", "v", "qk", "qkv"])
 def test_no_reset_input_patching_equals_a_hand_made_full_forward(pair, variant):
     """q at the last token; k/v of the head's kv head at every position up to the last one, nothing reset."""
-    enc, src, tgt = pair["enc"], pair["src"], pair["tgt"]
+    enc, tgt = pair["enc"], pair["tgt"]
     heads = [(1, 2), (2, 3)]
-    edits = {}
-    for layer in sorted({h[0] for h in heads}):
-        hs = [h for lyr, h in heads if lyr == layer]
-        for site in variant:
-            value = _capture_full(src, enc.input_ids, site, layer)
-            idx = hs if site == "q" else sorted({kv_head(tgt, h) for h in hs})
-
-            def fn(view, value=value, idx=idx, site=site):
-                out = view.clone()
-                if site == "q":  # the query at the last token only
-                    out[:, -1, idx] = value[:, -1, idx]
-                else:  # keys / values at every position up to (and including) the last token
-                    out[:, :, idx] = value[:, :, idx]
-                return out
-
-            edits[(site, layer)] = fn
-    want = _full(tgt, enc.input_ids, edits)
+    want = _full(tgt, enc.input_ids, _input_edits(pair, heads, "last", variant, upto=True))
     got = _cmap(pair, input_patches(tgt, heads, "last", variant, "no_reset"))
     torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
     assert not torch.allclose(want, clean_run(tgt, enc.input_ids).logits, atol=1e-4)
