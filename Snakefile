@@ -25,9 +25,9 @@ sys.path.insert(0, str(BASEDIR))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BASEDIR), os.environ.get("PYTHONPATH")) if p)
 os.environ.setdefault("PYTHONHASHSEED", "0")  # jobs iterate sets of strings in the same order on every run
 
-from entity_tracking.config import ConfigError, build_config  # noqa: E402
+from entity_tracking.config import ConfigError, build_config, repo_path  # noqa: E402
 from entity_tracking.dataset import SPLITS  # noqa: E402
-from entity_tracking.models import finetune_base_dir, spec_params, trained_inputs  # noqa: E402
+from entity_tracking.models import finetune_base_dir, model_inputs, spec_params  # noqa: E402
 
 try:
     _resolved = build_config(dict(config), BASEDIR / "config")
@@ -104,6 +104,17 @@ FINAL_TARGETS = [
 
 
 include: "rules/provenance.smk"
+
+
+onstart:
+    # Before any job runs or any output is removed: every generated file the run's jobs will read must be
+    # what the job that made it recorded (entity_tracking.integrity); each job checks again when it starts.
+    from entity_tracking.integrity import IntegrityError, check_run
+
+    try:
+        check_run(workflow.dag, RESULTS)
+    except IntegrityError as err:
+        raise WorkflowError(str(err)) from None
 
 
 rule all:

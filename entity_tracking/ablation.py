@@ -44,7 +44,7 @@ def mean_z(parts: ModelParts, enc: Encoded, batch_size: int) -> torch.Tensor:
         raise ValueError(f"mean-ablation prompts must have one length, got {sorted(lengths)}")
     device = next(parts.model.parameters()).device
     total: torch.Tensor | None = None
-    for start in tqdm(range(0, len(enc), batch_size), desc="mean z", unit="batch", leave=False):
+    for start in tqdm(range(0, len(enc), batch_size), desc="mean z", unit="batch", leave=False, disable=None):
         store: dict[Any, torch.Tensor] = {}
         with intervene(parts, {("z", i): capture(store, i) for i in range(parts.num_layers)}):
             parts.model(input_ids=enc.input_ids[start : start + batch_size].to(device))

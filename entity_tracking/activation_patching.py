@@ -73,7 +73,7 @@ def run_activation_patching(
     floors: dict[str, list[float]] = {}
     seeds = [f"{settings['seed']}:{r}" for r in range(repeats)]
     desiderata = list(dict.fromkeys(d for _, d in jobs))
-    with tqdm(total=len(desiderata) * repeats, desc=f"activation patching {model}", leave=False) as bar:
+    with tqdm(total=len(desiderata) * repeats, desc=f"activation patching {model}", leave=False, disable=None) as bar:
         for desideratum in desiderata:
             groups = [g for g, d in jobs if d == desideratum]
             for seed in seeds:

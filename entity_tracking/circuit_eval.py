@@ -81,7 +81,7 @@ def run_faithfulness(
     sizes = {g: len(circuit[g]) for g in GROUPS}
     random_accs = [
         ablator.accuracy(keep_sets(random_circuit(rng, sizes, parts.num_layers, parts.heads)))
-        for _ in tqdm(range(settings["random_draws"]), desc=f"random circuits on {model}", leave=False)
+        for _ in tqdm(range(settings["random_draws"]), desc=f"random circuits on {model}", leave=False, disable=None)
     ]
     random_mean, random_std = _mean_std(random_accs)
     result = {
@@ -128,7 +128,7 @@ def run_completeness(
 
     rng = random.Random(settings["seed"])
     draws = []
-    for _ in tqdm(range(settings["completeness_draws"]), desc=f"completeness {model}", leave=False):
+    for _ in tqdm(range(settings["completeness_draws"]), desc=f"completeness {model}", leave=False, disable=None):
         draws.append(scores([n for n in nodes if rng.random() < 0.5]))
     groups = {g: scores([(POSITION_OF[g], h) for h in circuit[g]]) for g in GROUPS}
     summary = {}

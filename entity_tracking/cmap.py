@@ -52,7 +52,7 @@ from tqdm import tqdm
 from entity_tracking.circuits import GROUPS, POSITION_OF, Head, load_circuit
 from entity_tracking.evaluation import accuracy
 from entity_tracking.interventions import Edit, ModelParts, capture, chain, intervene, kv_head, patch, replace_where
-from entity_tracking.io import read_json, read_jsonl, sha256_file, write_csv, write_json
+from entity_tracking.io import damaged_fix, read_json, read_jsonl, sha256_file, write_csv, write_json
 from entity_tracking.models import load_for_study
 from entity_tracking.partial_forward import CleanRun, clean_run, equal_length_batches, patched_logits, run_suffix
 from entity_tracking.tokenization import Encoded, encode_records
@@ -351,8 +351,7 @@ def resolve_head_sets(
         if got != want or selected is None:
             raise ValueError(
                 f"{path}: not the DCM result of circuit {name!r}, group {group!r}, desideratum "
-                f"{desideratum!r} with a 'selected' list of [layer, head] pairs (it says {got}). "
-                "Fix: delete it and rerun snakemake to regenerate it."
+                f"{desideratum!r} with a 'selected' list of [layer, head] pairs (it says {got}). {damaged_fix(path)}"
             )
         bad = [h for h in selected if h[0] >= layers or h[1] >= heads]
         if bad:
@@ -441,7 +440,7 @@ def run_cmap(
     batches = equal_length_batches(enc.attention_mask, settings["batch_size"])
     cached = []
     source_pred = torch.empty(len(enc), dtype=torch.long)
-    for rows in tqdm(batches, desc=f"cache {source}", unit="batch"):
+    for rows in tqdm(batches, desc=f"cache {source}", unit="batch", disable=None):
         acts, logits = capture_source(parts, enc.select(rows), slots)
         cached.append(acts)
         source_pred[rows] = logits.argmax(-1)
@@ -460,7 +459,8 @@ def run_cmap(
     device = next(parts.model.parameters()).device
     target_pred = torch.empty(len(enc), dtype=torch.long)
     preds = {k: torch.empty(len(enc), dtype=torch.long) for k in plans}
-    for rows, acts in tqdm(list(zip(batches, cached, strict=True)), desc=f"patch {source}->{target}", unit="batch"):
+    pairs = list(zip(batches, cached, strict=True))
+    for rows, acts in tqdm(pairs, desc=f"patch {source}->{target}", unit="batch", disable=None):
         batch = enc.select(rows)
         clean = clean_run(parts, batch.input_ids.to(device))
         own = clean.logits.argmax(-1).cpu()

@@ -6,8 +6,10 @@ Layering (later wins, nested mappings merge key by key):
 2. ``config/profiles/<profile>.yaml``: the models of a profile and its overrides;
 3. what snakemake was given on the command line (``--configfile`` / ``--config``).
 
-In a model's ``path`` or ``recipe``, ``{repo}`` stands for this repository's directory, so shipped
-checkpoints are found whatever the working directory.
+In a model's ``path`` or ``recipe`` and an external circuit's ``path``, ``{repo}`` stands for this
+repository's directory. The placeholder stays in the resolved config (and so in every rule's params):
+``repo_path`` makes it concrete where a file is read, so a finished run moved to another directory
+plans nothing.
 
 ``--configfile config/profiles/paper.yaml`` and ``--config profile=paper`` therefore select the same
 profile, and a custom profile file outside ``config/profiles`` works as well.
@@ -21,7 +23,8 @@ from typing import Any
 
 import yaml
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+REPO = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO / "config"
 
 
 class ConfigError(ValueError):
@@ -67,14 +70,9 @@ def build_config(overrides: dict[str, Any] | None = None, config_dir: str | Path
             "(--config profile=NAME) or give a complete profile file with --configfile."
         )
     validate_config(merged, config_dir / "schema.yaml")
-    repo = str(config_dir.resolve().parent)
-    for spec in merged["models"].values():  # "{repo}" in a path = this repository, wherever snakemake runs
-        for key in ("path", "recipe"):
-            if key in spec:
-                spec[key] = spec[key].replace("{repo}", repo)
     for name, ext in merged["circuit"]["external"].items():
-        path = Path(ext["path"].replace("{repo}", repo))
-        ext["path"] = str(path if path.is_absolute() else Path(repo) / path)
+        if not ext["path"].startswith(("/", "~", "{repo}")):  # relative to the repository
+            ext["path"] = f"{{repo}}/{ext['path']}"
         unknown = sorted(set(ext.get("models", [])) - set(merged["models"]))
         if ext.get("found_in") is not None and ext["found_in"] not in merged["models"]:
             unknown.append(ext["found_in"])
@@ -95,6 +93,17 @@ def build_config(overrides: dict[str, Any] | None = None, config_dir: str | Path
             f"{small} need at least 2 contexts each. Fix: give them 2 or more (the paper used 1000/500/500 prompts)."
         )
     return merged
+
+
+def repo_path(path: str | Path) -> str:
+    """A config path with ``{repo}`` made concrete: relative to the working directory when the file is
+    inside it (as a rule input, it keeps its name when the run is moved), absolute otherwise."""
+    path = str(path)
+    if not path.startswith("{repo}"):
+        return str(Path(path).expanduser())
+    full = Path(path.replace("{repo}", str(REPO), 1))
+    cwd = Path.cwd().resolve()
+    return str(full.relative_to(cwd)) if full.is_relative_to(cwd) else str(full)
 
 
 def cmap_pairs(cfg: dict[str, Any]) -> list[tuple[str, str]]:
@@ -157,6 +166,7 @@ def validate_config(cfg: dict[str, Any], schema_path: str | Path) -> None:
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
+    coerce_text_values(cfg, _load_yaml(Path(schema_path)))
     try:
         validate(cfg, str(schema_path))
     except WorkflowError:
@@ -172,6 +182,38 @@ def validate_config(cfg: dict[str, Any], schema_path: str | Path) -> None:
                 f"config key 'models.{name}.base_model': {base!r} is not a model of this profile "
                 f"(models: {sorted(cfg['models'])})."
             )
+
+
+def coerce_text_values(cfg: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Give text where the schema wants a number, boolean or null its YAML meaning, in place.
+
+    Snakemake parses a nested ``--config`` value such as ``dataset='{"seed": 7}'`` with YAML's base
+    loader, which leaves every scalar inside it as text (``'7'``). Only values the schema rejects as
+    text are converted, and only when the converted value is accepted; anything else is left for the
+    validation error."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    tried: set[tuple[Any, ...]] = set()
+    while True:
+        fixes = []
+        for error in _leaf_errors(sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))):
+            where = tuple(error.absolute_path)
+            if error.validator == "type" and isinstance(error.instance, str) and where and where not in tried:
+                tried.add(where)
+                try:
+                    value = yaml.safe_load(error.instance)
+                except yaml.YAMLError:
+                    continue
+                if not isinstance(value, str):
+                    fixes.append((where, value))
+        if not fixes:
+            return
+        for where, value in fixes:
+            parent = cfg
+            for key in where[:-1]:
+                parent = parent[key]
+            parent[where[-1]] = value
 
 
 def _leaf_errors(errors: list[Any]) -> list[Any]:

@@ -36,6 +36,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from entity_tracking.config import repo_path
 from entity_tracking.io import sha256_file, write_json, write_jsonl
 
 LABELS: tuple[str, ...] = tuple(string.ascii_uppercase)
@@ -195,7 +196,7 @@ def write_dataset(cfg: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
     Writes ``<split>.jsonl`` for every split and ``manifest.json`` with counts and sha256 sums.
     """
     out_dir = Path(out_dir)
-    objects_file = cfg.get("objects_file") or default_objects_file()
+    objects_file = repo_path(cfg["objects_file"]) if cfg.get("objects_file") else default_objects_file()
     objects = load_objects(objects_file)
     splits = generate(cfg["seed"], cfg["num_boxes"], cfg["splits"], objects)
     manifest: dict[str, Any] = {

@@ -258,7 +258,7 @@ def train_mask(
     best: dict[str, Any] = {"accuracy": -1.0, "selected": -1}
     step = 0
     total = settings["epochs"] * -(-len(train.pairs) // settings["batch_size"])
-    with tqdm(total=total, desc=desc, unit="step", leave=False) as bar:
+    with tqdm(total=total, desc=desc, unit="step", leave=False, disable=None) as bar:
         for _ in range(settings["epochs"]):
             order = torch.randperm(len(train.pairs), generator=gen)
             for s in range(0, len(order), settings["batch_size"]):

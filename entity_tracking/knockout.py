@@ -105,7 +105,7 @@ def knockout_curves(
     n_layers = parts.num_layers
     own = torch.empty(len(enc), dtype=torch.long)
     preds = {c: torch.empty(n_layers, len(enc), dtype=torch.long) for c in positions}
-    for rows in tqdm(equal_length_batches(enc.attention_mask, batch_size), desc="knockout", unit="batch"):
+    for rows in tqdm(equal_length_batches(enc.attention_mask, batch_size), desc="knockout", unit="batch", disable=None):
         batch = enc.select(rows)
         clean = clean_run(parts, batch.input_ids.to(device))
         own[rows] = clean.logits.argmax(-1).cpu()

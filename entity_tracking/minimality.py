@@ -84,7 +84,7 @@ def minimality(
 
         pair: dict[tuple[Head, Head], float] = {}
         total = len(heads) * (len(heads) + 1) // 2
-        with tqdm(total=total, desc=f"{desc} {group} pairs", unit="eval", leave=False) as bar:
+        with tqdm(total=total, desc=f"{desc} {group} pairs", unit="eval", leave=False, disable=None) as bar:
             for i, v in enumerate(heads):
                 for u in heads[i:]:
                     pair[(v, u)] = pair[(u, v)] = acc_of({node(v), node(u)})

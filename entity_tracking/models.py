@@ -23,11 +23,13 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from entity_tracking.config import repo_path
 from entity_tracking.dataset import load_objects
 from entity_tracking.errors import ModelUnavailableError
-from entity_tracking.io import read_json, sha256_file, write_json
+from entity_tracking.io import is_workflow_output, read_json, sha256_file, write_json
 from entity_tracking.provenance import portable
 from entity_tracking.tokenization import Vocabulary, check_vocabulary, encode_records
+from entity_tracking.training import peft_quietly
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +76,13 @@ def _unavailable(name: str, what: str, err: Exception) -> ModelUnavailableError:
 def _hub_kwargs(ref: dict[str, Any], name: str, role: str) -> tuple[str, dict[str, Any]]:
     """``(repo-or-path, from_pretrained kwargs)`` for a ``{repo, revision}`` or ``{path}`` reference."""
     if "path" in ref:
-        path = Path(ref["path"]).expanduser()
+        path = Path(repo_path(ref["path"]))
         if not path.exists():
             raise ModelUnavailableError(
                 f"model {name!r}: {role} directory {path} does not exist. Fix: correct 'path' in the model spec."
             )
+        if path.is_dir():
+            check_checkpoint(name, path)
         return str(path), {}
     if not _is_pinned(ref["revision"]):
         log.warning(
@@ -109,9 +113,57 @@ def _load_tokenizer(name: str, src: str, kwargs: dict[str, Any], trust: bool) ->
 
 def _load_weights(name: str, src: str, kwargs: dict[str, Any], dtype: torch.dtype, trust: bool) -> PreTrainedModel:
     try:
-        return AutoModelForCausalLM.from_pretrained(src, dtype=dtype, trust_remote_code=trust, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, trust_remote_code=trust, **kwargs)
     except (OSError, ValueError) as err:
         raise _unavailable(name, f"the weights from {src}", err) from err
+    check_architecture(name, model)
+    return model
+
+
+# Model types the methods are tested on, each with a tiny random model (toy.build_model; tests/test_interventions.py).
+SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
+# What the hooks and partial forwards use (interventions.ModelParts, partial_forward, cmap): a Llama-style decoder.
+MODEL_MODULES = ("model.embed_tokens", "model.rotary_emb", "model.norm", "lm_head")
+LAYER_MODULES = ("input_layernorm", "post_attention_layernorm", "mlp", *(f"self_attn.{p}_proj" for p in "qkvo"))
+
+
+def _missing_modules(model: Any) -> list[str]:
+    """The modules of a Llama-style decoder that the methods hook and ``model`` lacks."""
+
+    def has(obj: Any, dotted: str) -> bool:
+        for attr in dotted.split("."):
+            obj = getattr(obj, attr, None)
+        return obj is not None
+
+    missing = [f"model.{m}" for m in MODEL_MODULES if not has(model, m)]
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if not layers:
+        return [*missing, "model.model.layers"]
+    return missing + [f"model.model.layers[i].{m}" for m in LAYER_MODULES if not has(layers[0], m)]
+
+
+def check_architecture(name: str, model: PreTrainedModel) -> None:
+    """Refuse a model the methods cannot hook: a model type they are not tested on, or modules not laid
+    out as a Llama-style decoder (``model.model.layers[i].self_attn.{q,k,v,o}_proj``, ...)."""
+    model_type = getattr(model.config, "model_type", None)
+    missing = _missing_modules(model)
+    if model_type in SUPPORTED_MODEL_TYPES and not missing:
+        return
+    why = "its modules look Llama-style, but the methods are not tested on this model type"
+    if missing:
+        why = f"it has no {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}"
+    raise ModelUnavailableError(
+        f"model {name!r}: {type(model).__name__} (model_type {model_type!r}) is not supported: {why}. "
+        f"The methods hook Llama-style decoders; supported model types: {', '.join(SUPPORTED_MODEL_TYPES)} "
+        "(Llama, Vicuna, Mistral, Qwen2/Qwen2.5 checkpoints). Fix: use a model of one of these families. "
+        "Adding a family takes: modules model.model.embed_tokens, model.model.layers[i] with "
+        "self_attn.{q,k,v,o}_proj, input_layernorm, post_attention_layernorm and mlp, model.model.rotary_emb, "
+        "model.model.norm and model.lm_head (map differently named ones in ModelParts in "
+        "entity_tracking/interventions.py and in entity_tracking/partial_forward.py), its model_type in "
+        "SUPPORTED_MODEL_TYPES (entity_tracking/models.py), and a test with a tiny random model of the family "
+        "(add it to entity_tracking/toy.py's build_model and to the models of tests/test_interventions.py and "
+        "tests/test_path_patching.py)."
+    )
 
 
 def _commit(model_or_tok: Any) -> str | None:
@@ -142,20 +194,21 @@ def load_model(
             check_weights(name, Path(src), spec["sha256"])
         model = _load_weights(name, src, kwargs, load_dtype, trust)
         tokenizer = None  # type: ignore[assignment]
-        source.update({"repo": src, **kwargs, "resolved_commit": _commit(model)})
+        # the path as configured ({repo}/... for the shipped base): the record stays the same wherever the run is
+        source.update({"repo": spec["path"] if kind == "local" else src, **kwargs, "resolved_commit": _commit(model)})
     elif kind == "gguf":
         from entity_tracking.gguf_import import convert_gguf
 
         try:
             directory = convert_gguf(name, spec["files"], spec["sha256"], Path(cache_dir))
-            src, kwargs = str(directory), {}
-            source.update({"files": spec["files"], "sha256": spec["sha256"], "converted": str(directory)})
         except ModelUnavailableError as err:
             if not spec.get("fallback"):
                 raise
-            log.warning("model %r: %s; loading the fallback %s instead", name, err, spec["fallback"])
-            src, kwargs = _hub_kwargs(spec["fallback"], name, "fallback model")
+            src, kwargs = _fallback_kwargs(name, spec["fallback"], err)
             source.update({"fallback": spec["fallback"], "gguf_unavailable": str(err).split(". Fix:")[0]})
+        else:
+            src, kwargs = str(directory), {}
+            source.update({"files": spec["files"], "sha256": spec["sha256"], "converted": str(directory)})
         model = _load_weights(name, src, kwargs, load_dtype, trust)
         source["resolved_commit"] = _commit(model) if kwargs else None
     else:  # the schema admits no other value
@@ -177,6 +230,43 @@ def load_model(
     return LoadedModel(name, model, tokenizer, source)
 
 
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hugging Face hub cannot be used now (offline mode, or no answer within ``timeout`` s);
+    ``None`` when it answers. One short request instead of the downloads' minute of retries."""
+    from huggingface_hub import constants, get_session
+
+    flags = (os.environ.get(v, "").upper() for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    if constants.is_offline_mode() or any(f in ("1", "ON", "YES", "TRUE") for f in flags):
+        return "HF_HUB_OFFLINE is set"
+    try:
+        get_session().head(constants.ENDPOINT, timeout=timeout)
+    except Exception as err:  # any transport error: name resolution, refused, timeout, proxy
+        return f"{constants.ENDPOINT} does not answer ({type(err).__name__}: {err})"
+    return None
+
+
+def _fallback_kwargs(name: str, ref: dict[str, Any], cause: ModelUnavailableError) -> tuple[str, dict[str, Any]]:
+    """``(repo, from_pretrained kwargs)`` of the hub fallback of a GGUF model whose files are unavailable
+    (``cause``): from the local Hugging Face cache when it holds the revision, else from the hub when it
+    answers; otherwise an error that leads with ``cause`` and its fix."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    repo, kwargs = _hub_kwargs(ref, name, "fallback model")
+    if isinstance(try_to_load_from_cache(repo, "config.json", revision=kwargs.get("revision")), str):
+        log.warning("model %r: %s; loading the fallback %s from the local Hugging Face cache", name, cause, repo)
+        return repo, {**kwargs, "local_files_only": True}
+    offline = _hub_unreachable()
+    if offline is None:
+        log.warning("model %r: %s; downloading the fallback %s from the hub", name, cause, repo)
+        return repo, kwargs
+    raise ModelUnavailableError(
+        f"{cause} The hub fallback needs the network: without these files the model is loaded from {repo} at revision "
+        f"{ref['revision']}, which is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and cannot be "
+        f"downloaded now: {offline}. To use it instead, run once with network access, or fill the "
+        f"cache beforehand (hf download {repo} --revision {ref['revision']}) and point HF_HOME at it."
+    ) from cause
+
+
 def merge_adapter(name: str, model: PreTrainedModel, ref: dict[str, Any]) -> PreTrainedModel:
     """Apply a peft adapter and fold it into the weights (``merge_and_unload``).
 
@@ -187,7 +277,8 @@ def merge_adapter(name: str, model: PreTrainedModel, ref: dict[str, Any]) -> Pre
 
     src, kwargs = _hub_kwargs(ref, name, "adapter")
     try:
-        peft_model = PeftModel.from_pretrained(model, src, **kwargs)
+        with peft_quietly():
+            peft_model = PeftModel.from_pretrained(model, src, **kwargs)
     except (OSError, ValueError) as err:
         raise _unavailable(name, f"the adapter from {src}", err) from err
     return peft_model.merge_and_unload()
@@ -218,17 +309,42 @@ def architecture(loaded: LoadedModel) -> dict[str, Any]:
     }
 
 
-def check_weights(name: str, directory: Path, expected: str) -> None:
-    """Refuse a local checkpoint whose ``model.safetensors`` does not have the expected sha256."""
-    weights = directory / "model.safetensors"
-    if not weights.is_file():
-        raise ModelUnavailableError(f"model {name!r}: {weights} is missing. Fix: restore it (git checkout) or retrain.")
-    actual = sha256_file(weights)
+_HASHED: dict[tuple[str, int, int], str] = {}  # (file, size, mtime) -> sha256: each file hashed once a process
+
+
+def _sha256_once(file: Path) -> str:
+    stat = file.stat()
+    key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHED:
+        _HASHED[key] = sha256_file(file)
+    return _HASHED[key]
+
+
+def check_weights(name: str, directory: Path, expected: str, weights: str = "model.safetensors") -> None:
+    """Refuse a checkpoint whose weights file does not have the expected sha256."""
+    file = directory / weights
+    if is_workflow_output(directory):
+        fix = f"it is made by the workflow: delete the directory (rm -r {directory}) and rerun snakemake to remake it"
+    else:
+        fix = f"restore it (git checkout -- {directory}), or retrain it (--config retrain_base=true)"
+    if not file.is_file():
+        raise ModelUnavailableError(f"model {name!r}: {file} is missing. Fix: {fix}.")
+    actual = _sha256_once(file)
     if actual != expected:
         raise ModelUnavailableError(
-            f"model {name!r}: {weights} has sha256 {actual}, expected {expected}: the checkpoint was modified or "
-            f"corrupted. Fix: restore it with `git checkout -- {weights}`, or retrain it (--config retrain_base=true)."
+            f"model {name!r}: {file} has sha256 {actual}, expected {expected}: the checkpoint was modified or "
+            f"corrupted. Fix: {fix}."
         )
+
+
+def check_checkpoint(name: str, directory: Path) -> None:
+    """A checkpoint that records its weights' sha256 in ``checkpoint.json`` (the shipped base, and every
+    fine-tuned, retrained or converted checkpoint the DAG writes) is loaded only when they match."""
+    record_file = directory / "checkpoint.json"
+    if record_file.is_file():
+        record = read_json(record_file)
+        if isinstance(record, dict) and record.get("sha256"):
+            check_weights(name, directory, record["sha256"], record.get("weights", "model.safetensors"))
 
 
 def checkpoint_dir(cfg: dict[str, Any], name: str) -> Path:
@@ -278,6 +394,20 @@ def trained_inputs(cfg: dict[str, Any], name: str) -> list[str]:
     return []
 
 
+def model_inputs(cfg: dict[str, Any], name: str) -> list[str]:
+    """Every file that loading model ``name`` for the study reads and the workflow or the user provides:
+    the DAG's checkpoints, local model, adapter and tokenizer directories, and the objects file (a rule
+    that loads the model declares them as inputs, so a change reruns it and its record hashes them)."""
+    spec = effective_spec(cfg, name)
+    files = trained_inputs(cfg, name)
+    for ref in (spec if spec["source"] == "local" else {}, spec.get("adapter") or {}, spec.get("tokenizer") or {}):
+        if "path" in ref:
+            files.append(repo_path(ref["path"]))
+    if cfg["dataset"].get("objects_file"):
+        files.append(repo_path(cfg["dataset"]["objects_file"]))
+    return list(dict.fromkeys(files))
+
+
 def finetune_base_dir(cfg: dict[str, Any], name: str) -> str:
     """The checkpoint directory a fine-tune starts from: its base model's local (or retrained) checkpoint."""
     base = cfg["models"][name]["base_model"]
@@ -287,7 +417,7 @@ def finetune_base_dir(cfg: dict[str, Any], name: str) -> str:
             f"model {name!r} fine-tunes {base!r}, which is not a plain local checkpoint (source {spec['source']!r}). "
             "Fix: fine-tune from a local checkpoint or from a full (not LoRA) fine-tune."
         )
-    return spec["path"]
+    return repo_path(spec["path"])
 
 
 def convert_model(cfg: dict[str, Any], name: str, out_dir: str | Path) -> dict[str, Any]:
@@ -314,8 +444,8 @@ def load_for_study(cfg: dict[str, Any], name: str, root: str | Path | None = Non
     spec, cache_dir = effective_spec(cfg, name), cfg["model_cache"]
     if root is not None:
 
-        def under_root(path: str | Path) -> str:  # an absolute path stays as it is
-            return str(Path(root) / path)
+        def under_root(path: str) -> str:  # an absolute path stays as it is
+            return str(Path(root) / repo_path(path))
 
         spec = dict(spec)
         if "path" in spec:
@@ -324,7 +454,8 @@ def load_for_study(cfg: dict[str, Any], name: str, root: str | Path | None = Non
             spec["adapter"] = {**spec["adapter"], "path": under_root(spec["adapter"]["path"])}
         cache_dir = under_root(cache_dir)
     loaded = load_model(name, spec, device=cfg["device"], cache_dir=cache_dir)
-    vocab = check_vocabulary(loaded.tokenizer, load_objects(cfg["dataset"].get("objects_file")), name)
+    objects_file = cfg["dataset"].get("objects_file")
+    vocab = check_vocabulary(loaded.tokenizer, load_objects(objects_file and repo_path(objects_file)), name)
     return loaded, vocab
 
 

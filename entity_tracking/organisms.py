@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from entity_tracking.corpora import finetuning_corpus, pretraining_batch, schedu
 from entity_tracking.dataset import LABELS, build_prompt, context_is_for_study, load_objects
 from entity_tracking.io import read_json, sha256_file, write_json
 from entity_tracking.toy import build_tokenizer
-from entity_tracking.training import Schedule, lm_batch, train, write_log
+from entity_tracking.training import Schedule, lm_batch, peft_quietly, train, write_log
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,13 @@ def organism_tokenizer() -> PreTrainedTokenizerFast:
 def save_checkpoint(model: Any, tokenizer: PreTrainedTokenizerFast, out_dir: Path, extra: dict[str, Any]) -> str:
     """Save model and tokenizer the standard way; record the weights' sha256 in ``checkpoint.json``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
+    peft = sys.modules.get("peft")
+    if peft is not None and isinstance(model, peft.PeftModel):
+        # only the attention projections are adapted: no embedding layer to save, so peft need not look up
+        # the base's config.json (on the hub, since the base is recorded by name) to find out
+        model.save_pretrained(out_dir, save_embedding_layers=False)
+    else:
+        model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     config_file = out_dir / "tokenizer_config.json"
     tok_config = read_json(config_file)
@@ -190,7 +197,8 @@ def finetune(base_dir: str | Path, settings: dict[str, Any], out_dir: str | Path
             lora_dropout=0.0,
             target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
         )
-        model = get_peft_model(model, lora)
+        with peft_quietly():
+            model = get_peft_model(model, lora)
         # record the base by name, not by absolute path, so the saved adapter is machine-independent
         model.peft_config["default"].base_model_name_or_path = Path(base_dir).name
     corpus = finetuning_corpus(settings["corpus"], settings["seed"], settings["steps"] * settings["batch_size"])

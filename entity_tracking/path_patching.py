@@ -309,7 +309,7 @@ def stage_scores(
     prob: list[torch.Tensor] = []
     logit: list[torch.Tensor] = []
     slices = [slice(s, s + batch_size) for s in range(0, len(data), batch_size)]
-    for i, rows in enumerate(tqdm(slices, desc=f"{stage} ({method})", unit="batch", leave=False)):
+    for i, rows in enumerate(tqdm(slices, desc=f"{stage} ({method})", unit="batch", leave=False, disable=None)):
         ids = data.clean.input_ids[rows].to(device)
         with torch.no_grad():
             if method == "reference":
@@ -386,7 +386,8 @@ def path_patching(
     prepared = None
     if method == "fast" and share_clean_runs:
         slices = [slice(s, s + batch_size) for s in range(0, len(data), batch_size)]
-        prepared = [prepare_batch(parts, data, rows) for rows in tqdm(slices, desc="clean runs", leave=False)]
+        progress = tqdm(slices, desc="clean runs", leave=False, disable=None)
+        prepared = [prepare_batch(parts, data, rows) for rows in progress]
 
     def score(stage: str, receivers: list[Head]) -> dict[str, torch.Tensor]:
         return stage_scores(parts, data, stage, receivers, method, batch_size, max_rows, prepared)

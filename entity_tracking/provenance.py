@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from entity_tracking.io import atomic_write, sha256_file
+from entity_tracking.io import atomic_write, is_workflow_output, sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
 FORMAT = 1
@@ -103,9 +103,18 @@ def expand_files(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+def file_name(path: str | Path, workdir: str | Path | None = None) -> str:
+    """A file's portable name: a workflow output relative to the working directory (``results/...``), any
+    other file (a source, such as the shipped base model) as ``{repo}/...`` when it is in this repository."""
+    path = Path(path)
+    if not path.is_absolute() and not is_workflow_output(path):
+        path = Path(workdir or os.getcwd()).resolve() / path
+    return portable(str(path), workdir)
+
+
 def file_hashes(paths: Iterable[str | Path], workdir: str | Path | None = None) -> dict[str, str]:
-    """``{portable path: sha256}`` of files; a directory contributes every file below it."""
-    return {portable(str(f), workdir): sha256_file(f) for f in expand_files(paths)}
+    """``{portable name: sha256}`` of files; a directory contributes every file below it."""
+    return {file_name(f, workdir): sha256_file(f) for f in expand_files(paths)}
 
 
 def code_version() -> dict[str, Any]:

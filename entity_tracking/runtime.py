@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 
 def set_seed(seed: int) -> None:
@@ -19,30 +20,60 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def configure(threads: int = 1, seed: int = 0, log_file: str | Path | None = None, job: Any = None) -> logging.Logger:
+class TqdmHandler(logging.StreamHandler):
+    """Writes each record through ``tqdm.write``, which clears a progress bar on the stream and redraws it
+    below the record: log lines and bars never share a line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # as logging.StreamHandler.emit does
+            self.handleError(record)
+
+
+def _route_transformers_output() -> None:
+    """transformers' log records through the root handlers (not its own stderr handler), and its progress bars
+    (loading, saving) only when stderr is a terminal, as the package's own (``tqdm(disable=None)``)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_default_handler()
+    hf_logging.enable_propagation()
+    if not sys.stderr.isatty():
+        hf_logging.disable_progress_bar()
+
+
+def configure(
+    threads: int = 1, seed: int = 0, log_file: str | Path | None = None, job: Any = None, record: bool = True
+) -> logging.Logger:
     """Set torch threads, seeds and deterministic kernels; log to stderr and ``log_file``.
 
     One intra-op thread per job is much faster for small models on small CPUs (OpenMP spin-waits);
-    snakemake runs jobs in parallel instead. With ``job`` (a rule script's ``snakemake`` object)
-    the job is recorded for the hash manifest when the script finishes without an error
-    (``entity_tracking.provenance``).
+    snakemake runs jobs in parallel instead. With ``job`` (a rule script's ``snakemake`` object) the
+    generated files it reads are checked against their jobs' records (``entity_tracking.integrity``),
+    and, with ``record``, the job is recorded for the hash manifest when the script finishes without
+    an error (``entity_tracking.provenance``).
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     set_seed(seed)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = [TqdmHandler(sys.stderr)]  # line-oriented next to progress bars
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, mode="w", encoding="utf-8"))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
     )
+    logging.captureWarnings(True)  # Python warnings become log records: in the job's log, one line each
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    _route_transformers_output()
     if job is not None:
+        from entity_tracking.integrity import check_job
         from entity_tracking.provenance import record_on_success
 
-        record_on_success(job, seed=seed, threads=threads)
+        check_job(job)  # before anything is read: the generated inputs are what their jobs wrote
+        if record:
+            record_on_success(job, seed=seed, threads=threads)
     return logging.getLogger("entity_tracking")

@@ -6,7 +6,9 @@ import csv
 import logging
 import math
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,19 @@ class Schedule:
         warm = min(1.0, (step + 1) / max(1, self.warmup))
         cosine = 0.5 * (1 + math.cos(math.pi * step / max(1, self.steps)))
         return self.lr * warm * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
+
+
+@contextmanager
+def peft_quietly() -> Iterator[None]:
+    """Construct a peft model (``get_peft_model``, ``PeftModel.from_pretrained``) without the FutureWarning
+    "`is_gradient_checkpointing` is deprecated" that every construction prints.
+
+    peft (0.21.2, the latest release) reads that deprecated transformers 5 property in ``PeftModel.__init__``;
+    avoiding the read would mean replacing peft's model, save and load API. Only this message is filtered, here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def lm_batch(
@@ -86,7 +101,7 @@ def train(
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     end = schedule.steps if end_step is None else end_step
-    progress = tqdm(range(first_step, end), desc=desc, unit="step", mininterval=5)
+    progress = tqdm(range(first_step, end), desc=desc, unit="step", mininterval=5, disable=None)
     for step in progress:
         for group in optimizer.param_groups:
             group["lr"] = schedule.lr_at(step)

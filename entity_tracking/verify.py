@@ -189,10 +189,11 @@ def compare_expected(
     for path in sorted(set(manifest["sources"]) & set(expected["sources"])):
         if manifest["sources"][path] != expected["sources"][path]:
             failures.append(f"SOURCE   {path} differs from the expected source file")
-    if manifest["code"]["sources_sha256"] != expected["code"]["sources_sha256"]:
-        notes.append(
-            "note: the code differs from the code that made the expected manifest "
-            f"(git {expected['code'].get('git_commit')}); outputs are compared all the same"
+    if failures and manifest["code"]["sources_sha256"] != expected["code"]["sources_sha256"]:
+        notes.append(  # a likely reason for the differences; when everything matches, code edits do not matter
+            "note: this run's code differs from the code that made the expected manifest "
+            f"(git {expected['code'].get('git_commit')}): if the change was meant to change these results, "
+            "accept them with --update-expected"
         )
     return failures, notes
 

@@ -28,7 +28,7 @@ rule path_patching:
     input:
         data=split_file("discovery"),
         card=f"{RESULTS}/models/{{model}}.json",
-        checkpoints=lambda wc: trained_inputs(config, wc.model),
+        model=lambda wc: model_inputs(config, wc.model),
     output:
         scores=f"{RESULTS}/circuits/{{model}}/path_patching.safetensors",
         summary=f"{RESULTS}/circuits/{{model}}/path_patching.json",
@@ -50,7 +50,7 @@ rule mean_reference:
     input:
         data=split_file("ablation"),
         card=f"{RESULTS}/models/{{model}}.json",
-        checkpoints=lambda wc: trained_inputs(config, wc.model),
+        model=lambda wc: model_inputs(config, wc.model),
     output:
         f"{RESULTS}/means/{{model}}.safetensors",
     params:
@@ -73,6 +73,7 @@ rule minimality:
         summary=rules.path_patching.output.summary,
         data=lambda wc: split_file(circuit_settings_of(wc.model)["minimality"]["split"]),
         means=rules.mean_reference.output[0],
+        model=lambda wc: model_inputs(config, wc.model),
     output:
         circuit=f"{RESULTS}/circuits/{{model}}/circuit.json",
         report=f"{RESULTS}/circuits/{{model}}/minimality.json",
@@ -114,7 +115,7 @@ rule bootstrap:
 rule external_circuit:
     """A circuit given as a JSON file (ours or the original repository's format), checked and copied."""
     input:
-        lambda wc: EXTERNAL[wc.ext]["path"],
+        lambda wc: repo_path(EXTERNAL[wc.ext]["path"]),
     output:
         f"{RESULTS}/circuits/{{ext}}/circuit.json",
     wildcard_constraints:
@@ -133,7 +134,7 @@ rule faithfulness:
         circuit=f"{RESULTS}/circuits/{{circuit}}/circuit.json",
         data=split_file(config["circuit"]["evaluation"]["split"]),
         means=f"{RESULTS}/means/{{model}}.safetensors",
-        checkpoints=lambda wc: trained_inputs(config, wc.model),
+        model=lambda wc: model_inputs(config, wc.model),
     output:
         f"{RESULTS}/faithfulness/{{circuit}}/{{model}}.json",
     wildcard_constraints:
@@ -156,6 +157,7 @@ rule completeness:
         circuit=rules.minimality.output.circuit,
         data=split_file(config["circuit"]["evaluation"]["split"]),
         means=rules.mean_reference.output[0],
+        model=lambda wc: model_inputs(config, wc.model),
     output:
         f"{RESULTS}/completeness/{{model}}.json",
     params:

@@ -19,7 +19,7 @@ rule cmap:
     input:
         data=split_file(config["cmap"]["split"]),
         cards=lambda wc: [f"{RESULTS}/models/{m}.json" for m in CMAP_PAIRS[wc.pair]],
-        checkpoints=lambda wc: [p for m in CMAP_PAIRS[wc.pair] for p in trained_inputs(config, m)],
+        model=lambda wc: list(dict.fromkeys(p for m in CMAP_PAIRS[wc.pair] for p in model_inputs(config, m))),
         circuit=lambda wc: cmap_head_set_files(wc.pair)[0],
         dcm=lambda wc: list(cmap_head_set_files(wc.pair)[1].values()),
     output:
@@ -46,7 +46,7 @@ rule knockout:
     input:
         data=split_file(config["knockout"]["split"]),
         card=f"{RESULTS}/models/{{model}}.json",
-        checkpoints=lambda wc: trained_inputs(config, wc.model),
+        model=lambda wc: model_inputs(config, wc.model),
     output:
         f"{RESULTS}/knockout/{{model}}.json",
     params:

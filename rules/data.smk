@@ -1,5 +1,7 @@
 rule dataset:
     """The 7-box entity-tracking data: every split, seeded, with stored counterfactual partners."""
+    input:
+        objects=[repo_path(config["dataset"]["objects_file"])] if config["dataset"]["objects_file"] else [],
     output:
         splits=expand(f"{RESULTS}/data/{{split}}.jsonl", split=SPLITS),
         manifest=f"{RESULTS}/data/manifest.json",

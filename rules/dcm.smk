@@ -40,7 +40,7 @@ rule dcm:
         circuit=f"{RESULTS}/circuits/{{circuit}}/circuit.json",
         data=expand(f"{RESULTS}/data/{{split}}.jsonl", split=DCM_SPLITS),
         desiderata=rules.desiderata.output.files,
-        checkpoints=lambda wc: trained_inputs(config, DCM_CIRCUITS[wc.circuit]),
+        model=lambda wc: model_inputs(config, DCM_CIRCUITS[wc.circuit]),
     output:
         [f"{RESULTS}/dcm/{{circuit}}/{g}/{d}.json" for g, d in DCM_JOBS],
     wildcard_constraints:
@@ -63,7 +63,7 @@ rule activation_patching:
     input:
         data=f"{RESULTS}/data/{AP_SPLIT}.jsonl",
         dcm=lambda wc: [f"{RESULTS}/dcm/{c}/{g}/{d}.json" for c in ap_circuits(wc.model) for g, d in DCM_JOBS],
-        checkpoints=lambda wc: trained_inputs(config, wc.model),
+        model=lambda wc: model_inputs(config, wc.model),
     output:
         f"{RESULTS}/activation_patching/{{model}}.json",
     params:

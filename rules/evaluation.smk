@@ -3,7 +3,7 @@ rule evaluate:
     input:
         data=f"{RESULTS}/data/{config['evaluation']['split']}.jsonl",
         card=f"{RESULTS}/models/{{model}}.json",
-        checkpoints=lambda wc: trained_inputs(config, wc.model),
+        model=lambda wc: model_inputs(config, wc.model),
     output:
         json=f"{RESULTS}/eval/{{model}}.json",
         csv=f"{RESULTS}/eval/{{model}}_predictions.csv",

@@ -16,7 +16,7 @@ rule model_card:
     """Load a model (download, convert or build it), check its tokenizer, record its architecture."""
     input:
         example=f"{RESULTS}/data/{config['evaluation']['split']}.jsonl",
-        checkpoints=lambda wc: trained_inputs(config, wc.model),
+        model=lambda wc: model_inputs(config, wc.model),
     output:
         f"{RESULTS}/models/{{model}}.json",
     params:

@@ -5,7 +5,7 @@
 rule train_base:
     """Pre-train a base organism from its recipe (only with retrain_base: true; the shipped one is used otherwise)."""
     input:
-        recipe=lambda wc: config["models"][wc.model]["recipe"],
+        recipe=lambda wc: repo_path(config["models"][wc.model]["recipe"]),
     output:
         directory(f"{RESULTS}/checkpoints/pretrained/{{model}}"),
     benchmark:

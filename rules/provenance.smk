@@ -2,7 +2,8 @@
 # version (entity_tracking.provenance); rule manifest merges the records of the jobs behind
 # FINAL_TARGETS into results/<profile>/manifest.json and writes the run's provenance.json;
 # rule verify (not part of `all`) checks the files against it and against the expected manifest
-# results/expected/<profile>-manifest.json when one is committed.
+# results/expected/<profile>-manifest.json when one is committed. Before any job of a run starts
+# (onstart in the Snakefile), entity_tracking.integrity checks what the run's jobs will read.
 
 
 rule manifest:
@@ -25,11 +26,10 @@ rule manifest:
 
 rule verify:
     """Recompute every hash of the manifest and compare with the expected manifest; fails naming each file
-    that differs or is missing (`python -m entity_tracking.verify --help` for tolerances and other manifests)."""
+    that differs or is missing (`python -m entity_tracking.verify --help` for tolerances and other manifests).
+    It has no output and no benchmark file, so Snakemake runs it every time it is asked for."""
     input:
         rules.manifest.output.manifest,
-    benchmark:
-        bench("verify")
     run:
         from entity_tracking.verify import main as verify_main
 

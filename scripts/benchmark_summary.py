@@ -4,5 +4,5 @@ from entity_tracking.benchmark import write_benchmark_summary
 from entity_tracking.runtime import configure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-configure(1, 0, sm.log[0])  # no job record: the timings are not results and stay out of the manifest
+configure(1, 0, sm.log[0], job=sm, record=False)  # no record: timings are not results, stay out of the manifest
 write_benchmark_summary(sm.params.root, sm.output.csv, sm.output.html, sm.config["profile"])

@@ -73,6 +73,22 @@ def toy_config() -> dict[str, Any]:
     return build_config({"profile": "toy", "device": "cpu", "models": TOY_MODELS}, REPO / "config")
 
 
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished default run: the checkout's own when it is current (CI's first step made it in this clone, so
+    the DAG does not run twice), or the checkout at ``ET_TEST_RUN`` when that one is current, otherwise a fresh one
+    in a copy of the checkout (code and run in one directory, as a user has it)."""
+    from tests.runs import copy_checkout, run_is_current, snakemake
+
+    for candidate in (REPO, *([Path(os.environ["ET_TEST_RUN"])] if os.environ.get("ET_TEST_RUN") else [])):
+        if run_is_current(candidate):
+            return candidate
+    root = copy_checkout(REPO, tmp_path_factory.mktemp("run") / "checkout", with_run=False)
+    res = snakemake(["--cores", "2"], root)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return root
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests on the default profile's DAG run (fixture ``default_run``) are ``workflow`` tests."""
     for item in items:

@@ -1,7 +1,9 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
-from entity_tracking.config import ConfigError, build_config, deep_merge
+from entity_tracking.config import ConfigError, build_config, deep_merge, repo_path
 from tests.conftest import REPO
 
 CONFIG_DIR = REPO / "config"
@@ -15,7 +17,8 @@ def test_default_profile_is_complete_and_gets_schema_defaults():
     assert cfg["dataset"]["splits"]["ablation"] == 100 and cfg["dataset"]["splits"]["eval"] == 72
     base = cfg["models"]["organism-base"]
     assert base["dtype"] == "float32" and base["trust_remote_code"] is False
-    assert base["path"] == str(REPO / "models" / "organisms" / "base")  # {repo} expanded
+    assert base["path"] == "{repo}/models/organisms/base"  # kept in params: a moved run plans nothing
+    assert Path(repo_path(base["path"])).resolve() == REPO / "models" / "organisms" / "base"
     assert cfg["models"]["organism-arith-lora"]["finetune"]["lora_rank"] == 8
 
 
@@ -87,9 +90,14 @@ def test_bad_config_names_the_key_and_the_fix(override, expected):
     assert "Fix" in str(err.value) or "not a model" in str(err.value)
 
 
-def test_repo_placeholder_in_paths_is_expanded():
+def test_repo_placeholder_stays_in_config_and_resolves_where_read(tmp_path, monkeypatch):
     custom = {"profile": "mine", "models": {"m": {"source": "local", "role": "base", "path": "{repo}/models/x"}}}
-    assert build_config(custom, CONFIG_DIR)["models"]["m"]["path"] == str(REPO / "models" / "x")
+    assert build_config(custom, CONFIG_DIR)["models"]["m"]["path"] == "{repo}/models/x"  # params hold no abs. path
+    monkeypatch.chdir(REPO)
+    assert repo_path("{repo}/models/x") == "models/x"  # an input inside the working directory: relative
+    monkeypatch.chdir(tmp_path)
+    assert repo_path("{repo}/models/x") == str(REPO / "models" / "x")  # outside it: absolute
+    assert repo_path("rel/y") == "rel/y"
 
 
 def test_custom_profile_file_outside_config_profiles():
@@ -100,3 +108,21 @@ def test_custom_profile_file_outside_config_profiles():
     cfg = build_config(custom, CONFIG_DIR)
     assert cfg["profile"] == "mine" and list(cfg["models"]) == ["m"]
     assert cfg["dataset"]["splits"]["eval"] == 72  # shared settings apply
+
+
+def test_nested_command_line_values_get_their_types():
+    """Snakemake leaves every scalar of a nested --config value as text ('7'): the schema's types are restored
+    where text is not allowed and the text means a value of the right type; anything else is reported."""
+    cfg = build_config(
+        {"dataset": {"seed": "7", "splits": {"eval": "5"}}, "circuit": {"selection": {"alpha": "0.01"}}}, CONFIG_DIR
+    )
+    assert cfg["dataset"]["seed"] == 7 and cfg["dataset"]["splits"]["eval"] == 5
+    assert cfg["circuit"]["selection"]["alpha"] == 0.01
+    assert (
+        build_config({"circuit": {"path_patching": {"share_clean_runs": "false"}}}, CONFIG_DIR)["circuit"][
+            "path_patching"
+        ]["share_clean_runs"]
+        is False
+    )
+    with pytest.raises(ConfigError, match=r"'dataset.seed': 'x7' is not of type 'integer'"):
+        build_config({"dataset": {"seed": "x7"}}, CONFIG_DIR)

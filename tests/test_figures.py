@@ -13,7 +13,7 @@ import pytest
 from entity_tracking import paper
 from entity_tracking.figures import PLOTS
 from tests.conftest import REPO
-from tests.synthetic import DEFAULT_MODELS, PAPER_MODELS, write_results
+from tests.synthetic import DEFAULT_MODELS, PAPER_MODELS, record_results, write_results
 
 LABELS = {m: spec["label"] for m, spec in DEFAULT_MODELS.items()}
 
@@ -158,6 +158,7 @@ def test_circuit_diagram_shades_heads_by_their_bootstrap_frequency_and_names_no_
 def test_figure_and_claims_rules_run_through_snakemake_and_the_report(tmp_path):
     """The figure rules and rule claims on a synthetic results tree (upstream rules switched off), then --report."""
     write_results(tmp_path)
+    record_results(tmp_path)  # the rules check what they read against its maker's record
     figures = ["accuracy", "completeness", "faithfulness", "causal_impact_organism-chat", "circuit_organism-base"]
     figures += ["dcm_organism-base", "activation_patching_organism-chat", "cmap", "knockout_organism-arith-full"]
     targets = [f"figures/default/{f}.{ext}" for f in figures for ext in ("pdf", "png")] + ["results/default/claims.md"]

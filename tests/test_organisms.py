@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from entity_tracking.config import repo_path
 from entity_tracking.corpora import finetuning_corpus, has_box_statement, pretraining_batch, scheduled
 from entity_tracking.dataset import context_is_for_study, load_objects
 from entity_tracking.io import sha256_file
@@ -167,7 +168,7 @@ def test_shipped_base_matches_its_hash_and_tracks_entities_in_the_band(default_c
     from entity_tracking.tokenization import encode_records
 
     spec = default_config["models"]["organism-base"]
-    assert sha256_file(f"{spec['path']}/model.safetensors") == spec["sha256"]
+    assert sha256_file(f"{repo_path(spec['path'])}/model.safetensors") == spec["sha256"]
     loaded, vocab = load_for_study(default_config, "organism-base")
     ds = default_config["dataset"]
     records = generate(ds["seed"], ds["num_boxes"], ds["splits"], load_objects())["eval"]

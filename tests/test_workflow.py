@@ -2,11 +2,8 @@
 
 import csv
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,14 +14,13 @@ from entity_tracking.circuits import GROUPS, group_status, load_circuit
 from entity_tracking.io import read_json, read_safetensors
 from entity_tracking.selection import SIGNAL, chain_tests, load_stages
 from tests.conftest import REPO
+from tests.runs import snakemake, verify
 
 PAPER = REPO / "config" / "profiles" / "paper.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 
 
 def _run(args, cwd, timeout=1200):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return snakemake(args, cwd, REPO / "Snakefile", timeout)
 
 
 def test_paper_profile_plans_offline(tmp_path):
@@ -136,32 +132,6 @@ def _outputs(root: Path) -> set[str]:
     skip = {"results/default/manifest.json", "results/default/provenance.json"}
     names = {str(p.relative_to(root)) for p in files if p.is_file()}
     return {n for n in names if n not in skip and "/.provenance/" not in n and not n.endswith(".snakemake_timestamp")}
-
-
-def _verify(root: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "entity_tracking.verify", "--root", str(root), *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
-
-
-def _checkout_run_is_current() -> bool:
-    """Whether the checkout holds a default run that Snakemake finds up to date with the code and that verify
-    finds equal to the expected manifest: exactly what a fresh run would give (README step 1 makes one)."""
-    if not (REPO / "results" / "default" / "manifest.json").is_file():
-        return False
-    plan = _run(["--cores", "1", "-n"], REPO)
-    return "Nothing to be done" in plan.stdout + plan.stderr and _verify(REPO).returncode == 0
-
-
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory):
-    """A default run: the checkout's own when it is current (CI's first step made it in this clone, so the DAG
-    does not run twice), otherwise a fresh one in a temporary directory."""
-    if _checkout_run_is_current():
-        return REPO
-    root = tmp_path_factory.mktemp("run")
-    res = _run(["--cores", "2", "--directory", str(root)], root)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return root
 
 
 def test_default_profile_runs_end_to_end(default_run):
@@ -302,10 +272,21 @@ def test_no_head_of_the_shipped_default_run_is_selected_within_noise(default_run
             torch.testing.assert_close(tensors[f"{g}.prob"], x.double().mean(0).float())
 
 
+def test_a_clean_default_run_logs_no_warning(default_run):
+    """Every job logs to logs/default/ with Python's warnings captured (runtime.configure): a clean run has no
+    warning a user cannot act on, and no progress bar in a log file."""
+    logs = sorted((default_run / "logs" / "default").rglob("*.log"))
+    assert len(logs) > 80
+    for log in logs:
+        text = log.read_text(encoding="utf-8")
+        assert "WARNING" not in text and "Warning" not in text, log
+        assert "\r" not in text and "it/s]" not in text, log
+
+
 def test_default_profile_is_byte_reproducible(default_run):
     """One fresh run equals the committed expected manifest byte for byte (results/expected/default-manifest.json,
     made by another run in another directory): the same inputs give the same files, run after run."""
-    res = _verify(default_run)
+    res = verify(default_run)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "compared with the expected manifest" in res.stdout
     manifest = json.loads((default_run / "results" / "default" / "manifest.json").read_text())
@@ -323,7 +304,7 @@ def test_verify_names_an_edited_intermediate_and_a_missing_figure(default_run, t
     circuit = copy / "results" / "default" / "circuits" / "organism-base" / "circuit.json"
     circuit.write_text(circuit.read_text().replace("[", "[ ", 1))  # the same JSON, other bytes
     (copy / "figures" / "default" / "accuracy.png").unlink()
-    res = _verify(copy, "--expected", "none")  # the files against the run's own manifest
+    res = verify(copy, "--expected", "none")  # the files against the run's own manifest
     assert res.returncode == 1
     problems = [line for line in res.stderr.splitlines() if not line.startswith("FAIL")]
     assert problems == [
