@@ -5,8 +5,8 @@ job (the Snakefile's ``onstart``, so no output is removed yet) and again when ea
 (``runtime.configure``), every generated file the jobs will read is hashed and compared with the
 record of the job that made it. A file edited, truncated or damaged after its job, or one no job
 recorded, stops the run with a message naming the file, the job that made it and how to remake it.
-Files outside ``results/<profile>/`` are inputs of the study (config, shipped models, objects lists):
-they have no maker to compare with; the jobs record their hashes.
+Files outside ``results/<profile>/`` and ``figures/<profile>/`` are inputs of the study (config,
+shipped models, objects lists): they have no maker to compare with; the jobs record their hashes.
 """
 
 from __future__ import annotations
@@ -24,9 +24,13 @@ class IntegrityError(RuntimeError):
 
 
 def is_generated(path: str | Path, results_dir: str | Path) -> bool:
-    """Whether ``path`` (relative to the working directory) is a job's output: under the profile's results."""
+    """Whether ``path`` (relative to the working directory) is a job's output: under the profile's results
+    (but the job records) or figures."""
     parts, root = Path(path).parts, Path(results_dir).parts
-    return parts[: len(root)] == root and len(parts) > len(root) and parts[len(root)] != ".provenance"
+    figures = ("figures", *root[1:])
+    if parts[: len(root)] == root:
+        return len(parts) > len(root) and parts[len(root)] != ".provenance"
+    return parts[: len(figures)] == figures and len(parts) > len(figures)
 
 
 def producers(results_dir: str | Path) -> dict[str, dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
-import itertools
 import json
 import os
 import shutil
@@ -71,15 +70,24 @@ def _umask() -> int:
     return umask
 
 
+GENERATED_TREES = ("results", "figures")  # <tree>/<profile>/... is written by the jobs (but results/expected)
+
+
 def is_workflow_output(path: str | Path) -> bool:
-    """Whether ``path`` lies in a tree the workflow writes (``results/<profile>/``, ``logs/``), as opposed
-    to an input of the study that a person provides (config, circuits, shipped models, objects lists)."""
+    """Whether ``path`` lies in a tree the workflow writes (``results/<profile>/``, ``figures/<profile>/``,
+    ``logs/``), as opposed to an input of the study that a person provides (config, circuits, shipped
+    models, objects lists, the expected manifests)."""
+
+    def generated(parts: tuple[str, ...]) -> bool:
+        if parts[:1] == ("logs",):
+            return len(parts) > 1
+        return len(parts) > 2 and parts[0] in GENERATED_TREES and parts[1] != "expected"
+
     full, cwd = Path(path).resolve(), Path.cwd().resolve()
     if full.is_relative_to(cwd):  # the usual case: a path in the working directory
-        parts = full.relative_to(cwd).parts
-        return len(parts) > 1 and (parts[0] == "logs" or (parts[0] == "results" and parts[1] != "expected"))
-    parts = full.parts  # another checkout's run: its results/<profile>/ or logs/ anywhere in the path
-    return any(a == "logs" or (a == "results" and b != "expected") for a, b in itertools.pairwise(parts))
+        return generated(full.relative_to(cwd).parts)
+    parts = full.parts  # another checkout's run: its generated trees anywhere in the path
+    return any(generated(parts[i:]) for i in range(len(parts)))
 
 
 def damaged_fix(path: str | Path) -> str:

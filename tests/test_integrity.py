@@ -42,6 +42,14 @@ def test_an_edited_intermediate_is_named_with_the_job_that_made_it_and_the_fix(m
     assert "data.json" not in msg.split("\n", 1)[1].split("Nothing")[0]  # only the changed file is listed
 
 
+def test_figures_are_checked_like_results(mini):
+    figure = Path("figures") / PROFILE / "f.png"
+    figure.parent.mkdir(parents=True)
+    figure.write_bytes(b"png")
+    (line,) = problems([str(figure), "figures/README.md"], RES)  # the figure is generated, the README is not
+    assert line.startswith(f"{figure}: no job of this workflow recorded it")
+
+
 def test_a_generated_file_that_no_job_recorded_is_refused(mini):
     stray = RES / "stray.json"
     stray.write_text("{}\n")
@@ -79,7 +87,8 @@ def test_the_run_check_skips_what_the_run_remakes(mini):
 
 def test_messages_tell_a_generated_file_from_a_users_input(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for path in ("results/default/eval/m.json", "logs/default/x.log"):
+    assert not is_workflow_output("figures/README.md") and not is_workflow_output("results/README.md")
+    for path in ("results/default/eval/m.json", "figures/default/cmap.png", "logs/default/x.log"):
         assert is_workflow_output(path) and "rerun snakemake" in damaged_fix(path)
     for path in ("circuits/mine.json", "results/expected/default-manifest.json", "config/config.yaml"):
         assert not is_workflow_output(path)
