@@ -5,8 +5,15 @@
   over the number of boxes and a schedule over the query forms.
 * ``chat``: instruction / answer dialogues about objects (the chat-tuned organism, Vicuna's role).
 * ``arithmetic``: arithmetic questions and answers (Goat's and FLoat's role).
+* ``arithmetic_cot``: the same questions in Goat's format, a chain of thought that copies the operands
+  before the result.
+* ``code``: variable assignments and look-ups (``P = cup , D = disk . What is P ? Answer : cup .``):
+  binding in another surface form, the role of code in Kim et al. (2024).
+* ``paraphrase``: the task's statements with another container word and no "Box" (``The apple is in
+  room F, ... room K contains the map.``): the positive control of transfer.
 
-The fine-tuning corpora contain no box statement (no word "Box"), as in the paper. Box contexts
+Together they are a ladder from unrelated (chat, arithmetic) to closely related (code, paraphrase)
+text. The fine-tuning corpora contain no box statement (no word "Box"), as in the paper. Box contexts
 for pre-training are drawn only from the training half of the context space (see
 ``dataset.context_is_for_study``), so no context of the study's data is ever trained on.
 """
@@ -84,6 +91,47 @@ def chat_text(rng: random.Random, objects: list[str]) -> str:
     return f"Question: Is the {obj} {size}? Answer: The {obj} is {size} and the {other} is not."
 
 
+# Words of the organisms' vocabulary (none of them an object) standing in for "Box"; lower case throughout,
+# as the word-level vocabulary has no capitalised form of them.
+CONTAINERS = ["room", "shelf", "office", "garden"]
+
+
+def arithmetic_cot_text(rng: random.Random) -> str:
+    """An arithmetic question in Goat's style: the answer first restates (copies) both operands."""
+    question = arithmetic_text(rng)
+    a, op, b = re.search(r"What is (\d+) (\w+) (\d+)\?", question).groups()  # type: ignore[union-attr]
+    result = question.rsplit(" ", 1)[1].rstrip(".")
+    return f"Question: What is {a} {op} {b}? Answer: {a} {op} {b} = {result}."
+
+
+def _binding(rng: random.Random, objects: list[str], most: int = 7) -> tuple[list[str], list[str]]:
+    """Distinct objects and letters for a binding document, never a context of the study's data."""
+    n = rng.randint(2, most)
+    while True:
+        objs, labels = rng.sample(objects, n), rng.sample(LABELS, n)
+        if not context_is_for_study(objs, labels):
+            return objs, labels
+
+
+def code_text(rng: random.Random, objects: list[str]) -> str:
+    """Variable assignments, then look-ups of some of the variables, each answered."""
+    objs, labels = _binding(rng, objects)
+    text = " , ".join(f"{lab} = {o}" for o, lab in zip(objs, labels, strict=True)) + " ."
+    asked = rng.sample(range(len(objs)), rng.randint(1, len(objs)))
+    return text + "".join(f" What is {labels[q]} ? Answer : {objs[q]} ." for q in asked)
+
+
+def paraphrase_text(rng: random.Random, objects: list[str]) -> str:
+    """The task's sentences with one other container word in place of "Box", then every container queried
+    (``... room K contains the map.``)."""
+    objs, labels = _binding(rng, objects)
+    word = rng.choice(CONTAINERS)
+    text = ", ".join(f"the {o} is in {word} {lab}" for o, lab in zip(objs, labels, strict=True))
+    text = text[0].upper() + text[1:] + "."
+    asked = rng.sample(range(len(objs)), len(objs))
+    return text + "".join(f" {word} {labels[q]} contains the {objs[q]}." for q in asked)
+
+
 def scheduled(value: float | list[list[float]], step: int) -> float:
     """A constant, or a piecewise-constant schedule ``[[from_step, value], ...]`` evaluated at ``step``."""
     if isinstance(value, (int, float)):
@@ -106,15 +154,24 @@ def pretraining_batch(rng: random.Random, objects: list[str], step: int, size: i
     return [box_document(rng, objects, rng.randint(2, limit), *shares) for _ in range(size)]
 
 
+FINETUNING_CORPORA = ("chat", "arithmetic", "arithmetic_cot", "code", "paraphrase")
+
+
 def finetuning_corpus(name: str, seed: int, size: int) -> list[str]:
-    """The ``chat`` or ``arithmetic`` fine-tuning corpus: ``size`` seeded documents, no box statements."""
+    """A fine-tuning corpus of :data:`FINETUNING_CORPORA`: ``size`` seeded documents, no box statements."""
     rng = random.Random(seed)
     objects = load_objects()
     if name == "chat":
         return [chat_text(rng, objects) for _ in range(size)]
     if name == "arithmetic":
         return [arithmetic_text(rng) for _ in range(size)]
-    raise ValueError(f"unknown fine-tuning corpus {name!r}; use 'chat' or 'arithmetic'")
+    if name == "arithmetic_cot":
+        return [arithmetic_cot_text(rng) for _ in range(size)]
+    if name == "code":
+        return [code_text(rng, objects) for _ in range(size)]
+    if name == "paraphrase":
+        return [paraphrase_text(rng, objects) for _ in range(size)]
+    raise ValueError(f"unknown fine-tuning corpus {name!r}; use one of {list(FINETUNING_CORPORA)}")
 
 
 def has_box_statement(text: str) -> bool:

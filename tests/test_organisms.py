@@ -10,7 +10,14 @@ import torch
 from transformers import AutoTokenizer
 
 from entity_tracking.config import repo_path
-from entity_tracking.corpora import finetuning_corpus, has_box_statement, pretraining_batch, scheduled
+from entity_tracking.corpora import (
+    CONTAINERS,
+    FINETUNING_CORPORA,
+    finetuning_corpus,
+    has_box_statement,
+    pretraining_batch,
+    scheduled,
+)
 from entity_tracking.dataset import context_is_for_study, load_objects
 from entity_tracking.io import sha256_file
 from entity_tracking.models import load_model
@@ -93,7 +100,7 @@ def test_queries_answer_every_box_once():
 
 
 def test_finetuning_corpora_have_no_box_statement():
-    for name in ("chat", "arithmetic"):
+    for name in FINETUNING_CORPORA:
         corpus = finetuning_corpus(name, 0, 3000)
         assert not any(has_box_statement(t) for t in corpus)
         assert len(set(corpus)) > 1000
@@ -104,6 +111,31 @@ def test_arithmetic_answers_are_correct():
     for text in finetuning_corpus("arithmetic", 3, 500):
         a, op, b, result = re.fullmatch(r"Question: What is (\d+) (\w+) (\d+)\? Answer: (\d+)\.", text).groups()
         assert int(result) == {"plus": int(a) + int(b), "minus": int(a) - int(b), "times": int(a) * int(b)}[op]
+
+
+def test_ladder_corpora_bind_correctly_outside_the_study_and_stay_in_the_vocabulary():
+    tok = organism_tokenizer()
+    for name in FINETUNING_CORPORA:  # every word is known to the organisms' word-level tokenizer
+        assert not any(tok.unk_token_id in tok(t)["input_ids"] for t in finetuning_corpus(name, 4, 300)), name
+    for text in finetuning_corpus("arithmetic_cot", 3, 300):  # Goat's style: the operands copied, then the result
+        a, op, b, a2, op2, b2, result = re.fullmatch(
+            r"Question: What is (\d+) (\w+) (\d+)\? Answer: (\d+) (\w+) (\d+) = (\d+)\.", text
+        ).groups()
+        assert (a, op, b) == (a2, op2, b2)
+        assert int(result) == {"plus": int(a) + int(b), "minus": int(a) - int(b), "times": int(a) * int(b)}[op]
+    for text in finetuning_corpus("code", 5, 300):
+        binding = dict(re.findall(r"([A-Z]) = (\w+)", text))
+        labels = list(binding)
+        assert not context_is_for_study(list(binding.values()), labels)
+        asked = re.findall(r"What is ([A-Z]) \? Answer : (\w+) \.", text)
+        assert asked and all(binding[lab] == obj for lab, obj in asked)
+    for text in finetuning_corpus("paraphrase", 6, 300):
+        word = re.search(r"is in (\w+) [A-Z]", text).group(1)
+        assert word in CONTAINERS and word not in load_objects()
+        binding = re.findall(rf"the (\w+) is in {word} ([A-Z])", text, flags=re.I)
+        assert not context_is_for_study([o for o, _ in binding], [lab for _, lab in binding])
+        queries = re.findall(rf"{word} ([A-Z]) contains the (\w+)\.", text)
+        assert sorted(queries) == sorted((lab, o) for o, lab in binding)  # every container queried once
 
 
 def _base_dir(tmp_path):

@@ -1,0 +1,38 @@
+"""Held-out box probes for recipe selection: outside the study's contexts, seeded, scored by paired tests."""
+
+import re
+
+from entity_tracking.dataset import context_is_for_study
+from entity_tracking.probes import box_probes, compare, probe_outcomes
+from tests.conftest import REPO
+
+
+def test_probes_are_seeded_task_prompts_outside_the_study():
+    probes = box_probes(7, 50)
+    assert probes == box_probes(7, 50) != box_probes(8, 50)
+    for text, answer in probes:
+        pairs = re.findall(r"the (\w+) is in Box ([A-Z])", text, flags=re.I)
+        assert len(pairs) == 7 and not context_is_for_study([o for o, _ in pairs], [lab for _, lab in pairs])
+        label = re.search(r"Box ([A-Z]) contains the$", text).group(1)
+        assert dict((lab, o) for o, lab in pairs)[label] == answer
+
+
+def test_compare_reports_the_paired_change_whatever_its_sign():
+    up = compare("0011000000", "1111000000")
+    assert up["change"] == 0.2 and (up["gained"], up["lost"]) == (2, 0) and up["accuracy"] == 0.4
+    down = compare("1111111111", "0000011111")
+    assert down["change"] == -0.5 and down["lost"] == 5 and down["p_value"] < 0.07  # two-sided: 2 * 0.5**5
+
+
+def test_the_shipped_base_scores_in_its_band_and_equals_itself():
+    """On the held-out probes the shipped base answers about as often as on the study's eval split (0.73)."""
+    probes = box_probes(777, 120)
+    base = probe_outcomes(REPO / "models/organisms/base", probes)
+    assert len(base) == 120 and 0.6 <= base.count("1") / 120 <= 0.85
+    assert compare(base, probe_outcomes(REPO / "models/organisms/base", probes)) == {
+        "accuracy": base.count("1") / 120,
+        "change": 0.0,
+        "gained": 0,
+        "lost": 0,
+        "p_value": 1.0,
+    }
