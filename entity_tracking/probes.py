@@ -1,34 +1,26 @@
 """Held-out box probes for choosing organism recipes without looking at the study's data.
 
-A probe is a 7-box prompt in the task's format whose context lies in the training half of the context
-space (``dataset.context_is_for_study`` is false), so recipes are selected on prompts that no split of
-the study holds. ``compare`` gives a fine-tune's paired change against its base on the same probes.
+The probes are those that stopped the base's pre-training (``organisms.probe_set``): 7-box prompts in
+the task's format from the study's half of the context space, which no pre-training or fine-tuning
+document uses, drawn with a seed of their own (not the evaluation split). ``compare`` gives a
+fine-tune's paired change against its base on the same probes.
 """
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from entity_tracking.dataset import LABELS, build_prompt, context_is_for_study, load_objects
+from entity_tracking.organisms import probe_set
 from entity_tracking.stats import paired_test
 
 
-def box_probes(seed: int, n: int, num_boxes: int = 7) -> list[tuple[str, str]]:
-    """``n`` seeded ``(prompt, answer)`` pairs from contexts outside the study's half of the context space."""
-    rng, objects = random.Random(seed), load_objects()
-    probes: list[tuple[str, str]] = []
-    while len(probes) < n:
-        objs, labels = rng.sample(objects, num_boxes), rng.sample(LABELS, num_boxes)
-        if context_is_for_study(objs, labels):
-            continue
-        query = rng.randrange(num_boxes)
-        probes.append((build_prompt(objs, labels, labels[query]).text, objs[query]))
-    return probes
+def box_probes(seed: int, n: int) -> list[tuple[str, str]]:
+    """``n`` seeded ``(prompt, answer)`` 7-box probes (``organisms.probe_set``)."""
+    return probe_set(seed, 7, n)
 
 
 def probe_outcomes(

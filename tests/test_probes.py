@@ -7,12 +7,12 @@ from entity_tracking.probes import box_probes, compare, probe_outcomes
 from tests.conftest import REPO
 
 
-def test_probes_are_seeded_task_prompts_outside_the_study():
+def test_probes_are_seeded_task_prompts_no_training_document_uses():
     probes = box_probes(7, 50)
     assert probes == box_probes(7, 50) != box_probes(8, 50)
     for text, answer in probes:
         pairs = re.findall(r"the (\w+) is in Box ([A-Z])", text, flags=re.I)
-        assert len(pairs) == 7 and not context_is_for_study([o for o, _ in pairs], [lab for _, lab in pairs])
+        assert len(pairs) == 7 and context_is_for_study([o for o, _ in pairs], [lab for _, lab in pairs])
         label = re.search(r"Box ([A-Z]) contains the$", text).group(1)
         assert dict((lab, o) for o, lab in pairs)[label] == answer
 
