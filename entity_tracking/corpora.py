@@ -157,21 +157,39 @@ def pretraining_batch(rng: random.Random, objects: list[str], step: int, size: i
 FINETUNING_CORPORA = ("chat", "arithmetic", "arithmetic_cot", "code", "paraphrase")
 
 
+def corpus_document(name: str, rng: random.Random, objects: list[str]) -> str:
+    """One document of the box-free corpus ``name`` (one of :data:`FINETUNING_CORPORA`)."""
+    if name == "chat":
+        return chat_text(rng, objects)
+    if name == "arithmetic":
+        return arithmetic_text(rng)
+    if name == "arithmetic_cot":
+        return arithmetic_cot_text(rng)
+    if name == "code":
+        return code_text(rng, objects)
+    if name == "paraphrase":
+        return paraphrase_text(rng, objects)
+    raise ValueError(f"unknown fine-tuning corpus {name!r}; use one of {list(FINETUNING_CORPORA)}")
+
+
 def finetuning_corpus(name: str, seed: int, size: int) -> list[str]:
     """A fine-tuning corpus of :data:`FINETUNING_CORPORA`: ``size`` seeded documents, no box statements."""
     rng = random.Random(seed)
     objects = load_objects()
-    if name == "chat":
-        return [chat_text(rng, objects) for _ in range(size)]
-    if name == "arithmetic":
-        return [arithmetic_text(rng) for _ in range(size)]
-    if name == "arithmetic_cot":
-        return [arithmetic_cot_text(rng) for _ in range(size)]
-    if name == "code":
-        return [code_text(rng, objects) for _ in range(size)]
-    if name == "paraphrase":
-        return [paraphrase_text(rng, objects) for _ in range(size)]
-    raise ValueError(f"unknown fine-tuning corpus {name!r}; use one of {list(FINETUNING_CORPORA)}")
+    if name not in FINETUNING_CORPORA:
+        raise ValueError(f"unknown fine-tuning corpus {name!r}; use one of {list(FINETUNING_CORPORA)}")
+    return [corpus_document(name, rng, objects) for _ in range(size)]
+
+
+def mixture_documents(rng: random.Random, objects: list[str], step: int, size: int, mixture: dict) -> list[str]:
+    """The box-free documents that replace box documents at pre-training ``step`` under a recipe's
+    ``data.mixture`` (``{from_step, share, corpora}``): none before ``from_step``, then ``share`` of the
+    batch, each from a corpus drawn uniformly from ``corpora``."""
+    if step < mixture["from_step"]:
+        return []
+    return [
+        corpus_document(rng.choice(mixture["corpora"]), rng, objects) for _ in range(round(mixture["share"] * size))
+    ]
 
 
 def has_box_statement(text: str) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from entity_tracking.corpora import finetuning_corpus, pretraining_batch, scheduled
+from entity_tracking.corpora import finetuning_corpus, mixture_documents, pretraining_batch, scheduled
 from entity_tracking.dataset import LABELS, build_prompt, context_is_for_study, load_objects
 from entity_tracking.io import read_json, sha256_file, write_json
 from entity_tracking.toy import build_tokenizer
@@ -130,6 +130,8 @@ def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
 
     With ``model.grow_at`` (a list of steps), a decoder layer is added on top at each of these
     steps (see :func:`grow`) and training continues with a fresh optimizer.
+    With ``data.mixture`` (``{from_step, share, corpora}``), that share of each batch from ``from_step``
+    on is box-free text of the fine-tuning corpora, scored whole (``corpora.mixture_documents``).
     """
     out_dir = Path(out_dir)
     torch.manual_seed(recipe["seed"])
@@ -140,10 +142,17 @@ def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
     rng, objects = random.Random(recipe["seed"]), load_objects()
     period = tokenizer.convert_tokens_to_ids(".")
 
+    mixture = recipe["data"].get("mixture")  # optional: box-free text once binding has emerged
+    mix_rng = random.Random(recipe["seed"] + 3)  # its own stream: the box documents stay the same
+
     def next_batch(step: int) -> dict[str, torch.Tensor]:
         # box documents are scored after their context (the context itself is unpredictable)
         texts = pretraining_batch(rng, objects, step, schedule.batch_size, recipe["data"])
-        return lm_batch(tokenizer, texts, [period] * len(texts))
+        after: list[int | None] = [period] * len(texts)
+        if mixture:  # box-free documents take the first places of the batch and are scored whole
+            mixed = mixture_documents(mix_rng, objects, step, len(texts), mixture)
+            texts[: len(mixed)], after[: len(mixed)] = mixed, [None] * len(mixed)
+        return lm_batch(tokenizer, texts, after)
 
     probes = probe_set(recipe["seed"] + 1, 7, recipe["probe_size"])
     recap_probes = probe_set(recipe["seed"] + 2, 7, recipe["probe_size"] // 4, recap=True)

@@ -15,6 +15,7 @@ from entity_tracking.corpora import (
     FINETUNING_CORPORA,
     finetuning_corpus,
     has_box_statement,
+    mixture_documents,
     pretraining_batch,
     scheduled,
 )
@@ -237,3 +238,28 @@ def test_tiny_pretraining_with_growth_is_deterministic(tmp_path):
     log = list(csv.DictReader((tmp_path / "a" / "train_log.csv").open()))
     assert [int(r["step"]) for r in log] == [0, 5, 10, 11] and all(r["probe_acc7"] for r in log)
     assert json.loads((tmp_path / "a" / "checkpoint.json").read_text())["steps"] == 12
+
+
+def test_pretraining_mixture_adds_box_free_text_only_from_its_step_and_scores_it_whole(tmp_path):
+    mixture = {"from_step": 3, "share": 0.5, "corpora": ["code", "chat"]}
+    rng, objects = random.Random(0), load_objects()
+    assert mixture_documents(rng, objects, 2, 8, mixture) == []  # binding first: nothing mixed in before from_step
+    docs = mixture_documents(rng, objects, 3, 8, mixture)
+    assert len(docs) == 4 and not any(has_box_statement(d) for d in docs)
+    assert all(re.match(r"[A-Z] = \w+ ", d) or d.startswith("Question: ") for d in docs)  # code or chat only
+    recipe = {
+        "seed": 1,
+        "model": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64, "max_positions": 128, "init_std": 0.06},
+        "data": {"max_boxes": 3, "curriculum_steps": 4, "compact_share": 0.0, "short_share": 0.0, "recap_share": 0.5},
+        "schedule": {"steps": 8, "batch_size": 4, "lr": 0.003, "warmup": 2, "min_lr_ratio": 1.0, "seed": 1},
+        "probe_every": 4,
+        "probe_size": 8,
+    }
+    plain = pretrain_base(recipe, tmp_path / "plain")
+    mixed_recipe = {**recipe, "data": {**recipe["data"], "mixture": mixture}}
+    mixed = pretrain_base(mixed_recipe, tmp_path / "a")
+    assert mixed == pretrain_base(mixed_recipe, tmp_path / "b") != plain  # deterministic, and it changes training
+    early = {**mixed_recipe, "schedule": {**recipe["schedule"], "steps": 3}}  # stops before from_step
+    assert pretrain_base(early, tmp_path / "c") == pretrain_base(
+        {**recipe, "schedule": early["schedule"]}, tmp_path / "d"
+    )
