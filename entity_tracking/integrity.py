@@ -33,30 +33,33 @@ def is_generated(path: str | Path, results_dir: str | Path) -> bool:
     return parts[: len(figures)] == figures and len(parts) > len(figures)
 
 
-def producers(results_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """``{portable output path: record of the job that wrote it last}`` from the profile's job records."""
-    out: dict[str, dict[str, Any]] = {}
-    for rec in read_records(results_dir):  # sorted by record path; a later record of the same file wins
+def producers(results_dir: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """``{portable output path: records of the jobs that wrote it}`` from the profile's job records (more
+    than one when a rule was renamed or a job's wildcards changed, and an old record was left behind)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rec in read_records(results_dir):
         for path in rec["outputs"]:
-            out[path] = rec
+            out.setdefault(path, []).append(rec)
     return out
 
 
 def problems(paths: Iterable[str | Path], results_dir: str | Path) -> list[str]:
     """One line per generated file among ``paths`` (a directory stands for its files) that no record
-    describes or whose bytes differ from its record; files that do not exist are left to Snakemake."""
+    describes or whose bytes differ from what every job that wrote it recorded; files that do not exist
+    are left to Snakemake."""
     made_by = producers(results_dir)
     found = []
     for file in expand_files(p for p in paths if Path(p).exists()):
         name = file_name(file)
         if not is_generated(name, results_dir) or file.name == ".snakemake_timestamp":
             continue
-        rec = made_by.get(name)
-        if rec is None:
+        records = made_by.get(name)
+        if not records:
             found.append(f"{name}: no job of this workflow recorded it (made by hand, or by a job that did not finish)")
             continue
         actual = sha256_file(file)
-        if actual != rec["outputs"][name]:
+        if all(actual != rec["outputs"][name] for rec in records):
+            rec = records[-1]
             found.append(
                 f"{name}: changed after job {job_id(rec['rule'], rec['wildcards'])} wrote it "
                 f"(sha256 recorded {rec['outputs'][name][:12]}…, now {actual[:12]}…)"
