@@ -53,6 +53,19 @@ def small_data(objects) -> dict[str, list[dict[str, Any]]]:
 
 
 @pytest.fixture
+def gpt2_dir(tmp_path: Path, nobos_tokenizer) -> Path:
+    """A tiny random GPT-2 checkpoint with a tokenizer: a model family the study does not support."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    ids = {f"{t}_token_id": nobos_tokenizer.eos_token_id for t in ("bos", "eos")}
+    config = GPT2Config(vocab_size=len(nobos_tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2, **ids)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
+    nobos_tokenizer.save_pretrained(tmp_path / "gpt2")
+    return tmp_path / "gpt2"
+
+
+@pytest.fixture
 def default_config() -> dict[str, Any]:
     return build_config({}, REPO / "config")
 

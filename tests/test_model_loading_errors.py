@@ -13,7 +13,7 @@ import huggingface_hub.constants
 import pytest
 import torch
 import yaml
-from transformers import GPT2Config, GPT2LMHeadModel, Qwen3Config, Qwen3ForCausalLM
+from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from entity_tracking.errors import ModelUnavailableError
 from entity_tracking.models import SUPPORTED_MODEL_TYPES, check_architecture, load_model
@@ -46,14 +46,9 @@ def empty_hf_cache(tmp_path, monkeypatch):
     return cache
 
 
-def test_gpt2_checkpoint_is_refused_right_after_loading_with_the_supported_families(tmp_path, nobos_tokenizer):
-    ids = {f"{t}_token_id": nobos_tokenizer.eos_token_id for t in ("bos", "eos")}
-    config = GPT2Config(vocab_size=len(nobos_tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2, **ids)
-    torch.manual_seed(0)
-    GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
-    nobos_tokenizer.save_pretrained(tmp_path / "gpt2")
+def test_gpt2_checkpoint_is_refused_right_after_loading_with_the_supported_families(gpt2_dir):
     with pytest.raises(ModelUnavailableError) as err:
-        load_model("tiny-gpt2", {"source": "local", "role": "base", "path": str(tmp_path / "gpt2")})
+        load_model("tiny-gpt2", {"source": "local", "role": "base", "path": str(gpt2_dir)})
     msg = str(err.value)
     assert msg.startswith("model 'tiny-gpt2': GPT2LMHeadModel (model_type 'gpt2') is not supported")
     assert "it has no model.model.embed_tokens" in msg  # what is missing, by the path the hooks use

@@ -10,9 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from entity_tracking.errors import ModelUnavailableError
 from entity_tracking.models import load_model
@@ -166,15 +164,10 @@ def test_a_users_circuit_with_a_syntax_error_is_to_be_fixed_not_regenerated(move
     assert snapshot(moved) == before
 
 
-def test_an_unsupported_architecture_stops_its_first_job_naming_the_supported_families(tmp_path, nobos_tokenizer):
-    ids = {f"{t}_token_id": nobos_tokenizer.eos_token_id for t in ("bos", "eos")}
-    config = GPT2Config(vocab_size=len(nobos_tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2, **ids)
-    torch.manual_seed(0)
-    GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
-    nobos_tokenizer.save_pretrained(tmp_path / "gpt2")
+def test_an_unsupported_architecture_stops_its_first_job_naming_the_supported_families(tmp_path, gpt2_dir):
     profile = {
         "profile": "mine",
-        "models": {"gpt2": {"role": "base", "source": "local", "path": str(tmp_path / "gpt2")}},
+        "models": {"gpt2": {"role": "base", "source": "local", "path": str(gpt2_dir)}},
     }
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(profile))
     args = ["--cores", "1", "--configfile", "mine.yaml", "--", "results/mine/models/gpt2.json"]
