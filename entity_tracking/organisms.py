@@ -83,13 +83,18 @@ def probe_set(seed: int, num_boxes: int, size: int, recap: bool = False) -> list
     return out
 
 
-def probe_accuracy(model: Any, tokenizer: PreTrainedTokenizerFast, probes: list[tuple[str, str]]) -> float:
+def probe_hits(model: Any, tokenizer: PreTrainedTokenizerFast, probes: list[tuple[str, str]]) -> torch.Tensor:
+    """Per probe, whether the model's greedy next token is the answer (one right-padded batch)."""
     enc = tokenizer([p for p, _ in probes], return_tensors="pt", padding=True)
     last = enc["attention_mask"].sum(1) - 1
     answers = torch.tensor(tokenizer.convert_tokens_to_ids(["\u2581" + a for _, a in probes]))
     with torch.no_grad():
         logits = model(**enc).logits
-    return (logits[torch.arange(len(probes)), last].argmax(-1) == answers).float().mean().item()
+    return logits[torch.arange(len(probes)), last].argmax(-1) == answers
+
+
+def probe_accuracy(model: Any, tokenizer: PreTrainedTokenizerFast, probes: list[tuple[str, str]]) -> float:
+    return probe_hits(model, tokenizer, probes).float().mean().item()
 
 
 def _llama_config(tokenizer: PreTrainedTokenizerFast, arch: dict[str, Any], layers: int) -> LlamaConfig:

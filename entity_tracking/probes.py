@@ -11,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from entity_tracking.organisms import probe_set
+from entity_tracking.organisms import probe_hits, probe_set
 from entity_tracking.stats import paired_test
 
 
@@ -26,16 +25,10 @@ def box_probes(seed: int, n: int) -> list[tuple[str, str]]:
 def probe_outcomes(
     model_dir: str | Path, probes: list[tuple[str, str]], tokenizer_dir: str | Path | None = None
 ) -> str:
-    """``"0110..."``: whether the model's greedy next token is each probe's answer."""
+    """``"0110..."``: whether the model's greedy next token is each probe's answer (``organisms.probe_hits``)."""
     tok = PreTrainedTokenizerFast.from_pretrained(str(tokenizer_dir or model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
-    out = []
-    with torch.no_grad():
-        for text, answer in probes:
-            ids = tok(text, return_tensors="pt")["input_ids"]
-            target = tok(" " + answer, add_special_tokens=False)["input_ids"][-1]
-            out.append("1" if model(ids).logits[0, -1].argmax().item() == target else "0")
-    return "".join(out)
+    return "".join("1" if hit else "0" for hit in probe_hits(model, tok, probes).tolist())
 
 
 def compare(base: str, tuned: str) -> dict[str, Any]:
