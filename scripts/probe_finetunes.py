@@ -1,4 +1,4 @@
-"""Probe box-free fine-tuning recipes on a base organism with held-out box probes (never the study's data).
+"""Probe box-free fine-tuning recipes on a base organism with held-out box probes (not the study's splits).
 
     python scripts/probe_finetunes.py --corpora paraphrase,code --lrs 2e-4 --out probes.json
 
