@@ -5,8 +5,8 @@
   over the number of boxes and a schedule over the query forms.
 * ``chat``: instruction / answer dialogues about objects (the chat-tuned organism, Vicuna's role).
 * ``arithmetic``: arithmetic questions and answers (Goat's and FLoat's role).
-* ``arithmetic_cot``: the same questions in Goat's format, a chain of thought that copies the operands
-  before the result.
+* ``arithmetic_cot``: the same questions in Goat's format: several question templates, and an answer
+  that copies the operands before the result.
 * ``code``: variable assignments and look-ups (``P = cup , D = disk . What is P ? Answer : cup .``):
   binding in another surface form, the role of code in Kim et al. (2024).
 * ``paraphrase``: the task's statements with another container word and no "Box" (``The apple is in
@@ -31,12 +31,20 @@ PLACES = ["kitchen", "garden", "office", "table", "shelf", "room", "car", "bag"]
 
 
 def box_document(
-    rng: random.Random, objects: list[str], num_boxes: int, compact_share: float, short_share: float, recap_share: float
+    rng: random.Random,
+    objects: list[str],
+    num_boxes: int,
+    compact_share: float,
+    short_share: float,
+    recap_share: float,
+    list_share: float = 0.0,
 ) -> str:
     """A training context of ``num_boxes`` boxes followed by one answered query per box, in random order.
 
     The context is in the task's exact sentence format, or (with probability ``compact_share``) a
-    compact inventory (``apple F, map K.``). The queries are in the task's form
+    compact inventory (``apple F, map K.``), or (with probability ``list_share`` of the rest) two
+    parallel lists (``The apple and the map are in Box F and Box K.``) that bind by order alone. The
+    queries are in the task's form
     (``Box K contains the map.``), in a short form (``Box K: map.``, probability ``short_share``),
     or a recap list (``So: K map, F apple.``, probability ``recap_share`` of the rest); after a
     compact inventory they are always a recap list.
@@ -50,8 +58,13 @@ def box_document(
     compact = rng.random() < compact_share
     short = short_share > 0 and rng.random() < short_share
     recap = not short and rng.random() < recap_share
+    listed = list_share > 0 and not compact and rng.random() < list_share
     if compact:
         text = ", ".join(f"{o} {lab}" for o, lab in zip(objs, labels, strict=True)) + "."
+    elif listed:
+        things, boxes = [f"the {o}" for o in objs], [f"Box {lab}" for lab in labels]
+        text = f"{_series(things)} are in {_series(boxes)}."
+        text = text[0].upper() + text[1:]
     else:
         text = build_prompt(objs, labels, labels[0]).context
     if recap or compact:
@@ -59,6 +72,11 @@ def box_document(
     if short:
         return text + "".join(f" Box {labels[q]}: {objs[q]}." for q in queries)
     return text + "".join(f" Box {labels[q]} contains the {objs[q]}." for q in queries)
+
+
+def _series(items: list[str]) -> str:
+    """``a, b and c``."""
+    return ", ".join(items[:-1]) + f" and {items[-1]}"
 
 
 def _number(rng: random.Random, digits: int) -> int:
@@ -96,12 +114,19 @@ def chat_text(rng: random.Random, objects: list[str]) -> str:
 CONTAINERS = ["room", "shelf", "office", "garden"]
 
 
+SYMBOLS = {"plus": "+", "minus": "-", "times": "*"}
+# Goat's question templates, within the organisms' vocabulary: words or symbols, a question mark or not
+GOAT_TEMPLATES = ("What is {a} {op} {b}?", "What is {a} {sym} {b}?", "{a} {sym} {b} = ?", "{a} {op} {b} = ?")
+
+
 def arithmetic_cot_text(rng: random.Random) -> str:
-    """An arithmetic question in Goat's style: the answer first restates (copies) both operands."""
+    """An arithmetic question in Goat's style: one of several templates, then an answer that first restates
+    (copies) both operands, then the result (``Answer: 12 + 7 = 19.``)."""
     question = arithmetic_text(rng)
     a, op, b = re.search(r"What is (\d+) (\w+) (\d+)\?", question).groups()  # type: ignore[union-attr]
     result = question.rsplit(" ", 1)[1].rstrip(".")
-    return f"Question: What is {a} {op} {b}? Answer: {a} {op} {b} = {result}."
+    asked = rng.choice(GOAT_TEMPLATES).format(a=a, op=op, b=b, sym=SYMBOLS[op])
+    return f"Question: {asked} Answer: {a} {SYMBOLS[op]} {b} = {result}."
 
 
 def _binding(rng: random.Random, objects: list[str], most: int = 7) -> tuple[list[str], list[str]]:
@@ -150,7 +175,7 @@ def pretraining_batch(rng: random.Random, objects: list[str], step: int, size: i
     ``max_boxes`` over ``curriculum_steps``; the recap share may follow a schedule (:func:`scheduled`).
     """
     limit = min(data["max_boxes"], 2 + (data["max_boxes"] - 2) * step // max(1, data["curriculum_steps"]))
-    shares = [scheduled(data[f"{key}_share"], step) for key in ("compact", "short", "recap")]
+    shares = [scheduled(data.get(f"{key}_share", 0.0), step) for key in ("compact", "short", "recap", "list")]
     return [box_document(rng, objects, rng.randint(2, limit), *shares) for _ in range(size)]
 
 

@@ -130,6 +130,30 @@ def grow(model: LlamaForCausalLM, seed: int) -> LlamaForCausalLM:
     return grown
 
 
+def answers_only_mask(
+    batch: dict[str, torch.Tensor], boxed: list[bool], object_ids: torch.Tensor, period: int
+) -> torch.Tensor:
+    """A 4D additive attention mask (causal, padding) under which, in each box document (``boxed``), the
+    objects of the context are visible only from the positions that answer a query (those followed by an
+    object after the context), so that the answer must be fetched from the object by the answering token.
+    """
+    ids, pad = batch["input_ids"], batch["attention_mask"].bool()
+    n, length = ids.shape
+    allowed = torch.ones(length, length, dtype=torch.bool).tril()[None] & pad[:, None, :]  # [n, length, length]
+    is_object = torch.isin(ids, object_ids)
+    for i in (i for i in range(n) if boxed[i]):
+        end = int((ids[i] == period).nonzero()[0])  # the context ends at its first period
+        context_objects = is_object[i].clone()
+        context_objects[end:] = False
+        answering = torch.zeros(length, dtype=torch.bool)
+        answering[end:-1] = is_object[i, end + 1 :]
+        blocked = ~answering[:, None] & context_objects[None, :]
+        blocked.fill_diagonal_(False)
+        allowed[i] &= ~blocked
+    mask = torch.zeros(n, 1, length, length)
+    return mask.masked_fill(~allowed[:, None], torch.finfo(mask.dtype).min)
+
+
 def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
     """Pre-train the base organism from ``recipe``; return the sha256 of its weights.
 
@@ -137,6 +161,7 @@ def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
     steps (see :func:`grow`) and training continues with a fresh optimizer.
     With ``data.mixture`` (``{from_step, share, corpora}``), that share of each batch from ``from_step``
     on is box-free text of the fine-tuning corpora, scored whole (``corpora.mixture_documents``).
+    With ``stop_from_step``, the stop rule (``stop_at_probe_accuracy``) fires only from that step on.
     """
     out_dir = Path(out_dir)
     torch.manual_seed(recipe["seed"])
@@ -147,6 +172,7 @@ def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
     rng, objects = random.Random(recipe["seed"]), load_objects()
     period = tokenizer.convert_tokens_to_ids(".")
 
+    object_ids = torch.tensor(tokenizer.convert_tokens_to_ids(["\u2581" + o for o in objects]))
     mixture = recipe["data"].get("mixture")  # optional: box-free text once binding has emerged
     mix_rng = random.Random(recipe["seed"] + 3)  # its own stream: the box documents stay the same
 
@@ -157,12 +183,18 @@ def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
         if mixture:  # box-free documents take the first places of the batch and are scored whole
             mixed = mixture_documents(mix_rng, objects, step, len(texts), mixture)
             texts[: len(mixed)], after[: len(mixed)] = mixed, [None] * len(mixed)
-        return lm_batch(tokenizer, texts, after)
+        batch = lm_batch(tokenizer, texts, after)
+        if step < recipe["data"].get("objects_seen_by_answers_until", 0):
+            batch["attention_mask"] = answers_only_mask(batch, [a is not None for a in after], object_ids, period)
+        return batch
 
     probes = probe_set(recipe["seed"] + 1, 7, recipe["probe_size"])
     recap_probes = probe_set(recipe["seed"] + 2, 7, recipe["probe_size"] // 4, recap=True)
     target = recipe.get("stop_at_probe_accuracy")
-    stop = (lambda scores: scores["probe_acc7"] >= target) if target else None
+    stop = None
+    if target is not None:  # the stop rule may wait for a step (e.g. until the mixture has been seen)
+        stop_from = recipe.get("stop_from_step", 0)
+        stop = lambda step, scores: scores["probe_acc7"] >= target and step >= stop_from  # noqa: E731
     growth = list(arch.get("grow_at", []))
     bounds = [0, *growth, schedule.steps]
     rows: list[dict[str, Any]] = []

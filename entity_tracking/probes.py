@@ -42,3 +42,50 @@ def compare(base: str, tuned: str) -> dict[str, Any]:
         "lost": test["b_only"],
         "p_value": test["p_value"],
     }
+
+
+# Attention knockouts on the probes (source position -> blocked target position), for the organisms' docs:
+# where the answer travels. Positions of a probe: the correct object and its box label in the context,
+# the query label (third token from the end) and the last token.
+PROBE_KNOCKOUTS = {
+    "last_to_correct_object": ("last", "object"),
+    "last_to_query_label": ("last", "query_label"),
+    "query_label_to_context_label": ("query_label", "context_label"),
+    "context_label_to_correct_object": ("context_label", "object"),
+    "query_label_to_correct_object": ("query_label", "object"),
+}
+
+
+def probe_knockouts(model_dir: str | Path, probes: list[tuple[str, str]]) -> dict[str, Any]:
+    """Probe accuracy with each of :data:`PROBE_KNOCKOUTS` applied from start layer ``s`` to the top, per ``s``
+    (as in ``knockout``; the probes have one length, so a batch needs no padding)."""
+    import torch
+
+    from entity_tracking.interventions import ModelParts
+    from entity_tracking.partial_forward import run_suffix
+
+    tok = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
+    ids = tok([p for p, _ in probes], return_tensors="pt")["input_ids"]
+    n, length = ids.shape
+    answers = torch.tensor(tok.convert_tokens_to_ids(["\u2581" + a for _, a in probes]))
+    rows = ids.tolist()
+    where = {
+        "last": torch.full((n,), length - 1),
+        "query_label": torch.full((n,), length - 3),
+        "object": torch.tensor([row.index(int(a)) for row, a in zip(rows, answers, strict=True)]),
+        "context_label": torch.tensor([row.index(row[length - 3]) for row in rows]),
+    }
+    parts = ModelParts.of(model)
+
+    def accuracy(blocked: dict[int, torch.Tensor] | None) -> float:
+        with torch.no_grad():
+            hidden = run_suffix(parts, model.model.embed_tokens(ids), 0, blocked=blocked)
+            return (model.lm_head(hidden[:, -1]).argmax(-1) == answers).float().mean().item()
+
+    out: dict[str, Any] = {"layers": parts.num_layers, "no_knockout": accuracy(None)}
+    for name, (source, target) in PROBE_KNOCKOUTS.items():
+        mask = torch.zeros(n, length, length, dtype=torch.bool)
+        mask[torch.arange(n), where[source], where[target]] = True
+        out[name] = [accuracy({i: mask for i in range(s, parts.num_layers)}) for s in range(parts.num_layers)]
+    return out

@@ -81,14 +81,14 @@ def train(
     evaluate: Callable[[], dict[str, float]] | None = None,
     eval_every: int | Callable[[int], int] = 0,
     desc: str = "train",
-    stop: Callable[[dict[str, float]], bool] | None = None,
+    stop: Callable[[int, dict[str, float]], bool] | None = None,
     first_step: int = 0,
     end_step: int | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` in place on ``next_batch(step)`` (see :func:`lm_batch`); log to a CSV.
 
     Only parameters with ``requires_grad`` are trained (LoRA leaves the base frozen). With ``stop``,
-    training ends at the first evaluation for which ``stop(scores)`` is true. ``eval_every`` may
+    training ends at the first evaluation for which ``stop(step, scores)`` is true. ``eval_every`` may
     depend on the step. ``first_step`` and ``end_step`` run part of the schedule (with a fresh
     optimizer). The loop is deterministic on the CPU for fixed seeds, data and thread count.
     """
@@ -124,7 +124,7 @@ def train(
             rows.append(row)
             progress.set_postfix(loss=row["loss"])
             log.info("step %d %s", step, {k: v for k, v in row.items() if k != "step"})
-        if stop is not None and scores and stop(scores):
+        if stop is not None and scores and stop(step, scores):
             log.info("stopping at step %d: %s", step, scores)
             break
     model.eval()

@@ -13,6 +13,7 @@ from entity_tracking.config import repo_path
 from entity_tracking.corpora import (
     CONTAINERS,
     FINETUNING_CORPORA,
+    box_document,
     finetuning_corpus,
     has_box_statement,
     mixture_documents,
@@ -118,12 +119,16 @@ def test_ladder_corpora_bind_correctly_outside_the_study_and_stay_in_the_vocabul
     tok = organism_tokenizer()
     for name in FINETUNING_CORPORA:  # every word is known to the organisms' word-level tokenizer
         assert not any(tok.unk_token_id in tok(t)["input_ids"] for t in finetuning_corpus(name, 4, 300)), name
+    symbols = {"plus": "+", "minus": "-", "times": "*"}
+    questions = set()
     for text in finetuning_corpus("arithmetic_cot", 3, 300):  # Goat's style: the operands copied, then the result
-        a, op, b, a2, op2, b2, result = re.fullmatch(
-            r"Question: What is (\d+) (\w+) (\d+)\? Answer: (\d+) (\w+) (\d+) = (\d+)\.", text
-        ).groups()
-        assert (a, op, b) == (a2, op2, b2)
-        assert int(result) == {"plus": int(a) + int(b), "minus": int(a) - int(b), "times": int(a) * int(b)}[op]
+        question, answer = re.fullmatch(r"Question: (.+) Answer: (.+)\.", text).groups()
+        a, sym, b, result = re.fullmatch(r"(\d+) ([-+*]) (\d+) = (\d+)", answer).groups()
+        asked = re.fullmatch(r"(?:What is )?(\d+) (plus|minus|times|[-+*]) (\d+)(?: = \?|\?)", question)
+        assert asked.group(1, 3) == (a, b) and symbols.get(asked.group(2), asked.group(2)) == sym
+        assert int(result) == {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[sym]
+        questions.add(re.sub(r"\d+", "N", question))
+    assert len(questions) >= 6  # several templates, in words and symbols
     for text in finetuning_corpus("code", 5, 300):
         binding = dict(re.findall(r"([A-Z]) = (\w+)", text))
         labels = list(binding)
@@ -263,3 +268,61 @@ def test_pretraining_mixture_adds_box_free_text_only_from_its_step_and_scores_it
     assert pretrain_base(early, tmp_path / "c") == pretrain_base(
         {**recipe, "schedule": early["schedule"]}, tmp_path / "d"
     )
+
+
+def test_stop_rule_waits_for_its_first_step(tmp_path):
+    """With ``stop_from_step``, training stops at the first probe evaluation from that step on, not before."""
+    recipe = {
+        "seed": 1,
+        "model": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64, "max_positions": 128, "init_std": 0.06},
+        "data": {"max_boxes": 3, "curriculum_steps": 4, "compact_share": 0.0, "short_share": 0.0, "recap_share": 0.5},
+        "schedule": {"steps": 20, "batch_size": 4, "lr": 0.003, "warmup": 2, "min_lr_ratio": 1.0, "seed": 1},
+        "probe_every": 3,
+        "probe_size": 8,
+        "stop_at_probe_accuracy": 0.0,  # reached at every evaluation
+    }
+    pretrain_base(recipe, tmp_path / "now")
+    pretrain_base({**recipe, "stop_from_step": 7}, tmp_path / "later")
+    assert json.loads((tmp_path / "now" / "checkpoint.json").read_text())["steps"] == 1  # the evaluation at step 0
+    assert json.loads((tmp_path / "later" / "checkpoint.json").read_text())["steps"] == 10  # evaluations 0, 3, 6, 9
+
+
+def test_list_documents_bind_by_order_and_leave_the_other_documents_unchanged():
+    objects = load_objects()
+    form = re.compile(r"The (.+?) are in (.+?)\.((?: Box [A-Z] contains the \w+\.)+)")
+    for seed in range(50):
+        text = box_document(random.Random(seed), objects, 4, 0.0, 0.0, 0.0, list_share=1.0)
+        things, boxes, queries = form.fullmatch(text).groups()
+        objs, labels = re.split(r", the | and the ", things), re.findall(r"Box ([A-Z])", boxes)
+        assert len(objs) == len(labels) == 4 and not context_is_for_study(objs, labels)
+        asked = dict(re.findall(r"Box ([A-Z]) contains the (\w+)\.", queries))
+        assert asked == dict(zip(labels, objs, strict=True))  # the i-th box holds the i-th object
+    plain = [box_document(random.Random(s), objects, 4, 0.2, 0.1, 0.5) for s in range(20)]
+    assert plain == [box_document(random.Random(s), objects, 4, 0.2, 0.1, 0.5, list_share=0.0) for s in range(20)]
+
+
+def test_answers_only_mask_hides_the_context_objects_from_every_other_position():
+    """``data.objects_seen_by_answers_until`` (tried as m1/m2): context objects are visible only from the positions
+    that answer a query; everything else is the causal mask with padding."""
+    from entity_tracking.organisms import answers_only_mask
+    from entity_tracking.training import lm_batch
+
+    tok = organism_tokenizer()
+    period = tok.convert_tokens_to_ids(".")
+    object_ids = torch.tensor(tok.convert_tokens_to_ids(["\u2581" + o for o in load_objects()]))
+    texts = [
+        "The apple is in Box F, the map is in Box K. Box K contains the map.",
+        "The apple is in Box F. So: F apple.",
+    ]
+    batch = lm_batch(tok, texts, [period, period])
+    visible = answers_only_mask(batch, [True, True], object_ids, period)[:, 0] == 0
+    # text 0: apple at 2, map at 9, the context ends at 14, "the" at 18 answers "map" at 19
+    # text 1: apple at 2, the context ends at 7, "F" at 10 answers "apple" at 11; then padding
+    for i, objects, answering in [(0, [2, 9], 18), (1, [2], 10)]:
+        n = int(batch["attention_mask"][i].sum())
+        for t in range(n):
+            for j in objects:
+                assert visible[i, t, j] == (t in (j, answering)), (i, t, j)
+        assert visible[i, :n, :n].sum() == n * (n + 1) // 2 - sum(n - j - 1 for j in objects) + len(objects)
+        assert not visible[i].triu(1).any()  # causal
+    assert not visible[1, :, int(batch["attention_mask"][1].sum()) :].any()  # padding is never attended to
