@@ -8,7 +8,7 @@ scores (every stage, both metrics). It shares its data, loading and timing with 
 
     .venv/bin/python scripts/benchmark_path_patching.py [--records 301] [--repeat 1] [--models organism-base toy-8x16]
 
-Models: the shipped 3-layer x 4-head ``organism-base`` and a random toy Llama of 8 layers x 16 heads
+Models: the shipped ``organism-base`` (4 layers x 8 heads) and a random toy Llama of 8 layers x 16 heads
 (hidden 256, one kv head per query head), so that the growth of the speed-up with the number of heads
 shows. The toy's random weights are scaled up so that its scores are not all ~0 (which would make the
 difference column meaningless); timings do not depend on the weights' values.
@@ -38,7 +38,7 @@ from entity_tracking.path_patching import STAGES, path_patching, prepare_data
 from entity_tracking.selection import NO_GUARD
 
 MODELS: dict[str, dict[str, Any]] = {
-    "organism-base": {"topk": {"value_fetcher": 3, "pos_transmitter": 2, "pos_detector": 3, "struct_reader": 2}},
+    "organism-base": {"topk": {"value_fetcher": 4, "pos_transmitter": 3, "pos_detector": 4, "struct_reader": 2}},
     "toy-8x16": {"topk": {"value_fetcher": 8, "pos_transmitter": 4, "pos_detector": 6, "struct_reader": 4}},
 }
 

@@ -28,6 +28,8 @@ DEFAULT_MODELS = {
     "organism-chat": {"role": "finetuned", "base_model": "organism-base", "label": "Chat-tuned (Vicuna's role)"},
     "organism-arith-lora": {"role": "finetuned", "base_model": "organism-base", "label": "Arithmetic LoRA"},
     "organism-arith-full": {"role": "finetuned", "base_model": "organism-base", "label": "Arithmetic full"},
+    "organism-code": {"role": "finetuned", "base_model": "organism-base", "label": "Code look-ups"},
+    "organism-paraphrase": {"role": "finetuned", "base_model": "organism-base", "label": "Paraphrase"},
 }
 PAPER_MODELS = {
     "llama-7b": {"role": "base", "label": "Llama-7B"},

@@ -359,11 +359,12 @@ def test_mean_z_is_the_mean_of_captured_z(organism):
     ids = enc.input_ids[:5]
     z = _z(parts, ids)
     means = mean_z(parts, enc.select(slice(0, 5)), batch_size=2)
-    assert means.shape == (3, ids.shape[1], 4, 32) and means.dtype == torch.float32
-    for layer in range(3):
+    assert means.shape == (parts.num_layers, ids.shape[1], parts.heads, parts.head_dim) == (4, ids.shape[1], 8, 16)
+    assert means.dtype == torch.float32
+    for layer in range(parts.num_layers):
         torch.testing.assert_close(means[layer], z[layer].mean(0), rtol=0, atol=1e-6)
     one = mean_z(parts, enc.select(slice(2, 3)), batch_size=4)
-    assert all(torch.equal(one[layer], z[layer][2]) for layer in range(3))
+    assert all(torch.equal(one[layer], z[layer][2]) for layer in range(parts.num_layers))
 
 
 def test_ablating_everything_with_a_prompts_own_mean_changes_nothing(organism):
@@ -388,13 +389,13 @@ def test_keeping_every_head_without_context_ablation_is_the_plain_model(organism
     ablator = Ablator(parts, enc, means, batch_size=8)
     plain = ablator.accuracy(None)
     assert plain > 0.5  # the trained organism does the task
-    keep = full_model_keep(3, 4)
+    keep = full_model_keep(parts.num_layers, parts.heads)
     assert ablator.accuracy(keep, ablate_context=False) == plain
     assert torch.equal(ablator.predictions(keep, ablate_context=False), ablator.predictions(None))
     torch.testing.assert_close(ablated_logits(parts, enc, keep, means, 8, ablate_context=False),
                                ablated_logits(parts, enc, None, None, 8), rtol=0, atol=0)  # fmt: skip
     # removing the strongest value fetcher at the last token (only there) costs accuracy
-    without = full_model_keep(3, 4, [("last", (2, 1))])
+    without = full_model_keep(parts.num_layers, parts.heads, [("last", (2, 0))])
     assert ablator.accuracy(without, ablate_context=False) < plain
 
 
@@ -484,10 +485,11 @@ def test_ablator_equals_the_full_forward_definition(organism, bos_tokenizer, nob
     full forwards with ablation_edits, for circuits, the empty circuit, the full model and random K."""
     rng = random.Random(0)
     for name, parts, enc, means in _ablator_setups(organism, bos_tokenizer, nobos_tokenizer, objects, small_data):
-        every = [(layer, head) for layer in range(3) for head in range(4)]
-        keeps = [{p: set() for p in POSITIONS}, full_model_keep(3, 4)]
+        every = [(layer, head) for layer in range(parts.num_layers) for head in range(parts.heads)]
+        keeps = [{p: set() for p in POSITIONS}, full_model_keep(parts.num_layers, parts.heads)]
         keeps += [{p: set(rng.sample(every, 5)) for p in POSITIONS} for _ in range(4)]
-        keeps.append(full_model_keep(3, 4, [(p, h) for p in POSITIONS for h in rng.sample(every, 3)]))
+        removed = [(p, h) for p in POSITIONS for h in rng.sample(every, 3)]
+        keeps.append(full_model_keep(parts.num_layers, parts.heads, removed))
         for keep_runs in (True, False):
             ablator = Ablator(parts, enc, means, batch_size=4, keep_runs=keep_runs)
             torch.testing.assert_close(

@@ -152,7 +152,7 @@ def test_headlines_are_not_applicable_on_other_profiles(tmp_path):
 
 
 def test_qualitative_claims_on_constructed_results(tmp_path):
-    base, chat, lora, full = DEFAULT_MODELS
+    base, chat, lora, full, *_ = DEFAULT_MODELS
     config = write_results(
         tmp_path,
         accuracy={base: 0.60, chat: 0.80, lora: 0.50, full: 0.60},
@@ -287,7 +287,7 @@ def _set_cmap(res, ft: str, base: str, group: str, outcomes: str) -> None:
 
 
 def test_cmap_claims_are_paired_tests_against_the_base(tmp_path):
-    base, chat, lora, full = DEFAULT_MODELS
+    base, chat, lora, full, *_ = DEFAULT_MODELS
     sizes = {lora: {"value_fetcher": 0, "pos_transmitter": 0, "pos_detector": 1, "struct_reader": 1}}
     cmap = {(chat, "value_fetcher"): 0.75, (full, "value_fetcher"): 0.70, (chat, "full_circuit"): 0.80,
             (chat, "pos_detector"): 0.60, (chat, "struct_reader"): 0.60}  # fmt: skip

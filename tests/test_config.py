@@ -12,7 +12,8 @@ CONFIG_DIR = REPO / "config"
 def test_default_profile_is_complete_and_gets_schema_defaults():
     cfg = build_config({}, CONFIG_DIR)
     assert cfg["profile"] == "default" and cfg["device"] == "cpu"
-    assert list(cfg["models"]) == ["organism-base", "organism-chat", "organism-arith-lora", "organism-arith-full"]
+    assert list(cfg["models"]) == ["organism-base", "organism-chat", "organism-arith-lora", "organism-arith-full",
+                                   "organism-code", "organism-paraphrase"]  # fmt: skip
     assert cfg["dataset"]["seed"] == 20240101  # shared setting kept under the profile's overrides
     assert cfg["dataset"]["splits"]["ablation"] == 100 and cfg["dataset"]["splits"]["eval"] == 72
     base = cfg["models"]["organism-base"]

@@ -46,12 +46,12 @@ def organism() -> dict[str, Any]:
 
 
 # Receivers of each stage on the organism, fixed (the chain itself: test_selection.py and the noise-guard test
-# below): every stage then has effects to compare, the position detector's small (~1e-5).
+# below): every stage then has effects to compare, the position transmitter's small (~0.04).
 RECEIVERS = {
     "value_fetcher": [],
-    "pos_transmitter": [(2, 1), (2, 3), (1, 2)],
-    "pos_detector": [(2, 0), (2, 1)],
-    "struct_reader": [(1, 2), (1, 1), (1, 3)],
+    "pos_transmitter": [(2, 0), (2, 6), (1, 1)],
+    "pos_detector": [(2, 0), (2, 6)],
+    "struct_reader": [(1, 1), (1, 5), (1, 3)],
 }
 
 
@@ -83,12 +83,12 @@ def test_fast_matches_reference_on_organism(organism_results):
         assert fast[stage]["receivers"] == ref[stage]["receivers"], stage
         for metric in ("prob", "logit"):
             ea, eb = fast[stage]["examples"][metric], ref[stage]["examples"][metric]
-            assert ea.shape == eb.shape == (40, 3, 4) and ea.dtype == eb.dtype == torch.float32
+            assert ea.shape == eb.shape == (40, 4, 8) and ea.dtype == eb.dtype == torch.float32
             torch.testing.assert_close(ea, eb, rtol=0, atol=10 * ATOL, msg=f"{stage} {metric} per example")
             a, b = mean(fast, stage, metric), mean(ref, stage, metric)
             torch.testing.assert_close(a, b, rtol=0, atol=ATOL, msg=f"{stage} {metric}")
-            # tighter, relative to the stage's own scale: the position-detector scores of this small model
-            # are only ~1e-4, so the absolute 1e-5 alone would hardly test that stage
+            # tighter, relative to the stage's own scale: a stage whose scores are small would hardly be
+            # tested by the absolute 1e-5 alone
             assert (a - b).abs().max() <= max(1e-6, 1e-2 * b.abs().max()), (stage, metric)
         assert top_heads(mean(fast, stage, "prob"), 2) == top_heads(mean(ref, stage, "prob"), 2), stage
 
@@ -96,14 +96,14 @@ def test_fast_matches_reference_on_organism(organism_results):
 def test_organism_scores_are_not_trivial(organism_results):
     fast = organism_results["fast"]
     vf = {m: mean(fast, "value_fetcher", m) for m in ("prob", "logit")}
-    assert top_heads(vf["prob"], 1) == [(2, 1)]
-    assert vf["prob"][2, 1] < -0.3
-    assert vf["logit"][2, 1] < 0
-    # the scale of each stage's strongest effect on this model (the position detector's is small)
-    scale = {"value_fetcher": 0.3, "pos_transmitter": 5e-3, "pos_detector": 1e-5, "struct_reader": 1e-2}
+    assert top_heads(vf["prob"], 1) == [(2, 0)]
+    assert vf["prob"][2, 0] < -0.3
+    assert vf["logit"][2, 0] < 0
+    # the scale of each stage's strongest effect on this model (the position transmitter's is small)
+    scale = {"value_fetcher": 0.3, "pos_transmitter": 1e-2, "pos_detector": 0.1, "struct_reader": 1e-2}
     for stage in STAGES:
         scores = mean(fast, stage, "prob")
-        top_layer = max((layer for layer, _ in fast[stage]["receivers"]), default=3)
+        top_layer = max((layer for layer, _ in fast[stage]["receivers"]), default=4)
         assert (scores[:top_layer] != 0).all(), stage
         assert scores.abs().max() > scale[stage], stage
     assert mean(fast, "struct_reader", "prob").min() < -1e-2
@@ -115,7 +115,7 @@ def test_fast_senders_at_or_above_the_top_receiver_score_zero(organism_results):
         top_layer = max(layer for layer, _ in fast[stage]["receivers"])
         for metric in ("prob", "logit"):
             x = fast[stage]["examples"][metric]
-            assert torch.equal(x[:, top_layer:], torch.zeros(len(x), 3 - top_layer, 4))
+            assert torch.equal(x[:, top_layer:], torch.zeros(len(x), 4 - top_layer, 8))
 
 
 def test_fast_is_deterministic_and_batching_does_not_matter(organism, organism_results):
@@ -145,10 +145,10 @@ def test_path_patching_without_shared_clean_runs(organism, organism_results):
 
 
 def test_the_noise_guard_stops_the_organisms_chain_at_the_position_transmitter(organism):
-    """The shipped 3-layer organism has no position transmitter: the stage's scores are noise (or positive),
+    """The shipped organism has no position transmitter: the stage's scores are noise (or positive),
     so with the default guard it has no signal and the later stages are not run."""
     res = path_patching(organism["parts"], organism["data"], TOPK, selection=DEFAULT_SELECTION)
-    assert res["value_fetcher"]["status"] == "signal" and res["value_fetcher"]["top"][0] == (2, 1)
+    assert res["value_fetcher"]["status"] == "signal" and res["value_fetcher"]["top"][0] == (2, 0)
     assert res["pos_transmitter"]["status"] == "no signal" and res["pos_transmitter"]["top"] == []
     assert [res[s]["status"] for s in STAGES[2:]] == ["not run", "not run"]
     assert res["pos_detector"]["examples"] is None
@@ -165,7 +165,7 @@ def test_a_null_patch_scores_zero(organism, method):
     for stage in STAGES:
         scores = stage_scores(organism["parts"], null, stage, receivers[stage], method=method, batch_size=20)
         for metric in ("prob", "logit"):
-            assert scores[metric].shape == (40, 3, 4)
+            assert scores[metric].shape == (40, 4, 8)
             assert scores[metric].abs().max() < 1e-5, (stage, metric, float(scores[metric].abs().max()))
 
 

@@ -137,7 +137,8 @@ def _outputs(root: Path) -> set[str]:
 def test_default_profile_runs_end_to_end(default_run):
     root = default_run / "results" / "default"
     rows = list(csv.DictReader((root / "accuracy.csv").open()))
-    names = ["organism-base", "organism-chat", "organism-arith-lora", "organism-arith-full"]
+    names = ["organism-base", "organism-chat", "organism-arith-lora", "organism-arith-full", "organism-code",
+             "organism-paraphrase"]  # fmt: skip
     assert [r["model"] for r in rows] == names
     assert all(int(r["records"]) == 504 for r in rows)
     assert 0.40 <= float(rows[0]["accuracy"]) <= 0.85  # the shipped base tracks entities
@@ -160,11 +161,11 @@ def test_default_profile_runs_end_to_end(default_run):
         assert {"alpha": 0.05, "correction": "holm", "min_effect": 0.005}.items() <= guard["selection"].items()
         assert (guard["minimality"]["threshold"], guard["minimality"]["alpha"]) == (0.01, 0.05)
         summary = json.loads((root / "circuits" / name / "path_patching.json").read_text())
-        assert summary["stages"]["value_fetcher"]["top"][0] == [2, 1]  # the strongest head, beyond noise
+        assert summary["stages"]["value_fetcher"]["top"][0] == [2, 0]  # the strongest head, beyond noise
         assert all(s["p_adjusted"] < 0.05 for s in summary["stages"]["value_fetcher"]["top_stats"])
         boot = list(csv.DictReader((root / "circuits" / name / "bootstrap.csv").open()))
         assert {r["group"] for r in boot} == {"value_fetcher", "pos_transmitter"}  # the stages that ran
-        top = next(r for r in boot if (r["group"], r["layer"], r["head"]) == ("value_fetcher", "2", "1"))
+        top = next(r for r in boot if (r["group"], r["layer"], r["head"]) == ("value_fetcher", "2", "0"))
         assert float(top["frequency"]) >= 0.5 and top["candidate"] == "1"  # heavy-tailed scores: not always
     faith = list(csv.DictReader((root / "faithfulness.csv").open()))
     assert {(r["circuit"], r["model"]) for r in faith} == {(c, m) for c in names for m in names}
@@ -180,13 +181,13 @@ def test_default_profile_runs_end_to_end(default_run):
     ]
     assert len(json.loads((root / "completeness" / "organism-base.json").read_text())["random_draws"]) == 20
     overlap = list(csv.DictReader((root / "circuit_overlap.csv").open()))
-    assert len(overlap) == 4 * 3 * 5  # ordered pairs x (four groups + all)
+    assert len(overlap) == 6 * 5 * 5  # ordered pairs x (four groups + all)
     # DCM: every model's circuit x group x the three desiderata, and the eleven more on the position transmitter
     dcm = list(csv.DictReader((root / "dcm.csv").open()))
     groups = ["value_fetcher", "pos_transmitter", "pos_detector", "struct_reader"]
     want = {(m, g, d) for m in names for g in groups for d in ("positional", "object_value", "box_label_value")}
     assert {(r["circuit"], r["group"], r["desideratum"]) for r in dcm} >= want
-    assert len(dcm) == 4 * (4 * 3 + 11) and all(r["chance_floor"] != "" and r["test_accuracy"] != "" for r in dcm)
+    assert len(dcm) == 6 * (4 * 3 + 11) and all(r["chance_floor"] != "" and r["test_accuracy"] != "" for r in dcm)
     assert sum(r["group"] == "pos_transmitter" and r["circuit"] == "organism-base" for r in dcm) == 14
     # activation patching: every circuit x model, each number with its chance floor
     ap = list(csv.DictReader((root / "activation_patching.csv").open()))
@@ -209,14 +210,14 @@ def test_default_profile_runs_end_to_end(default_run):
             assert row["patched"] == str(int(row["heads"]) > 0)
             if row["patched"] == "False":
                 assert float(row["accuracy"]) == accuracy["organism-base"]
-    assert len(cmap) == 3 * (5 + 10)
+    assert len(cmap) == 5 * (5 + 10)
     # attention knockout: five curves per model, one value per start layer, and the unablated accuracy
     knock = list(csv.DictReader((root / "knockout.csv").open()))
-    assert len(knock) == 4 * 5 * 3
+    assert len(knock) == 6 * 5 * 4
     for name in names:
         res = json.loads((root / "knockout" / f"{name}.json").read_text())
-        assert res["no_knockout"]["accuracy"] == accuracy[name] and res["layers"] == 3
-        assert len(res["conditions"]) == 5 and all(len(c["accuracy"]) == 3 for c in res["conditions"].values())
+        assert res["no_knockout"]["accuracy"] == accuracy[name] and res["layers"] == 4
+        assert len(res["conditions"]) == 5 and all(len(c["accuracy"]) == 4 for c in res["conditions"].values())
         random_pos = res["conditions"]["last_to_random"]["random_positions"]
         assert len(random_pos) == 504 and min(random_pos) >= 1
     # figures and the claims report
@@ -227,8 +228,10 @@ def test_default_profile_runs_end_to_end(default_run):
             assert (default_run / "figures" / "default" / f"{stem}.{ext}").stat().st_size > 5000, stem
     claims = {c["id"]: c for c in json.loads((root / "claims.json").read_text())["claims"]}
     assert all(c["verdict"] == "not applicable" for c in claims.values() if c["kind"] == "headline")
-    assert claims["Q.more_accurate.organism-chat"]["verdict"] == "fail"  # no organism fine-tune beats the base
+    assert claims["Q.more_accurate.organism-chat"]["verdict"] == "fail"  # unrelated text: no gain
     assert claims["Q.more_accurate.organism-chat"]["ours"]["p"] > 0.05  # paired test on the same prompts
+    positive = claims["Q.more_accurate.organism-paraphrase"]  # the ladder's positive control gains
+    assert positive["verdict"] == "pass" and positive["ours"]["p"] < 0.01 and positive["ours"]["difference"] > 0.05
     assert not [c["id"] for c in claims.values() if c["verdict"] == "not computed"]  # every stage's claims
     # every claim that needs a group after the transmitter stage is not applicable, and says why
     for cid in ("Q.own_circuit_faithful.organism-base", "Q.complete.organism-base", "Q.cmap_full_circuit.organism-chat",
@@ -248,7 +251,7 @@ def test_no_head_of_the_shipped_default_run_is_selected_within_noise(default_run
     per-example scores are negative beyond noise under the configured guard."""
     root = default_run / "results" / "default" / "circuits"
     models = sorted(p.name for p in root.iterdir() if (p / "bootstrap.json").is_file())
-    assert len(models) == 4
+    assert len(models) == 6
     for m in models:
         summary = read_json(root / m / "path_patching.json")
         selection = summary["selection"]
