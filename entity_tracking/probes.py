@@ -11,9 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
+from entity_tracking.interventions import ModelParts
 from entity_tracking.organisms import probe_hits, probe_set
+from entity_tracking.partial_forward import run_suffix
 from entity_tracking.stats import paired_test
 
 
@@ -59,11 +62,6 @@ PROBE_KNOCKOUTS = {
 def probe_knockouts(model_dir: str | Path, probes: list[tuple[str, str]]) -> dict[str, Any]:
     """Probe accuracy with each of :data:`PROBE_KNOCKOUTS` applied from start layer ``s`` to the top, per ``s``
     (as in ``knockout``; the probes have one length, so a batch needs no padding)."""
-    import torch
-
-    from entity_tracking.interventions import ModelParts
-    from entity_tracking.partial_forward import run_suffix
-
     tok = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
     ids = tok([p for p, _ in probes], return_tensors="pt")["input_ids"]

@@ -245,6 +245,18 @@ def test_tiny_pretraining_with_growth_is_deterministic(tmp_path):
     assert json.loads((tmp_path / "a" / "checkpoint.json").read_text())["steps"] == 12
 
 
+def _tiny_recipe(steps: int, probe_every: int) -> dict:
+    """A one-layer pre-training recipe that runs in a second."""
+    return {
+        "seed": 1,
+        "model": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64, "max_positions": 128, "init_std": 0.06},
+        "data": {"max_boxes": 3, "curriculum_steps": 4, "compact_share": 0.0, "short_share": 0.0, "recap_share": 0.5},
+        "schedule": {"steps": steps, "batch_size": 4, "lr": 0.003, "warmup": 2, "min_lr_ratio": 1.0, "seed": 1},
+        "probe_every": probe_every,
+        "probe_size": 8,
+    }
+
+
 def test_pretraining_mixture_adds_box_free_text_only_from_its_step_and_scores_it_whole(tmp_path):
     mixture = {"from_step": 3, "share": 0.5, "corpora": ["code", "chat"]}
     rng, objects = random.Random(0), load_objects()
@@ -252,14 +264,7 @@ def test_pretraining_mixture_adds_box_free_text_only_from_its_step_and_scores_it
     docs = mixture_documents(rng, objects, 3, 8, mixture)
     assert len(docs) == 4 and not any(has_box_statement(d) for d in docs)
     assert all(re.match(r"[A-Z] = \w+ ", d) or d.startswith("Question: ") for d in docs)  # code or chat only
-    recipe = {
-        "seed": 1,
-        "model": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64, "max_positions": 128, "init_std": 0.06},
-        "data": {"max_boxes": 3, "curriculum_steps": 4, "compact_share": 0.0, "short_share": 0.0, "recap_share": 0.5},
-        "schedule": {"steps": 8, "batch_size": 4, "lr": 0.003, "warmup": 2, "min_lr_ratio": 1.0, "seed": 1},
-        "probe_every": 4,
-        "probe_size": 8,
-    }
+    recipe = _tiny_recipe(steps=8, probe_every=4)
     plain = pretrain_base(recipe, tmp_path / "plain")
     mixed_recipe = {**recipe, "data": {**recipe["data"], "mixture": mixture}}
     mixed = pretrain_base(mixed_recipe, tmp_path / "a")
@@ -272,15 +277,7 @@ def test_pretraining_mixture_adds_box_free_text_only_from_its_step_and_scores_it
 
 def test_stop_rule_waits_for_its_first_step(tmp_path):
     """With ``stop_from_step``, training stops at the first probe evaluation from that step on, not before."""
-    recipe = {
-        "seed": 1,
-        "model": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64, "max_positions": 128, "init_std": 0.06},
-        "data": {"max_boxes": 3, "curriculum_steps": 4, "compact_share": 0.0, "short_share": 0.0, "recap_share": 0.5},
-        "schedule": {"steps": 20, "batch_size": 4, "lr": 0.003, "warmup": 2, "min_lr_ratio": 1.0, "seed": 1},
-        "probe_every": 3,
-        "probe_size": 8,
-        "stop_at_probe_accuracy": 0.0,  # reached at every evaluation
-    }
+    recipe = _tiny_recipe(steps=20, probe_every=3) | {"stop_at_probe_accuracy": 0.0}  # reached at every evaluation
     pretrain_base(recipe, tmp_path / "now")
     pretrain_base({**recipe, "stop_from_step": 7}, tmp_path / "later")
     assert json.loads((tmp_path / "now" / "checkpoint.json").read_text())["steps"] == 1  # the evaluation at step 0
