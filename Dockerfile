@@ -1,4 +1,4 @@
-# The workflow's CUDA image (issue 9). Build and run (README, "Container"):
+# The workflow's CUDA image. Build and run (docs/running.md, "Container"):
 #   docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD) -t entity-tracking .
 #   docker run --gpus all -v et-hf:/data/hf entity-tracking snakemake --cores all --configfile config/profiles/paper.yaml
 #   docker run entity-tracking            # no GPU: the CPU default profile

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI's container check (issue 9; README "Container"): build the project's Dockerfile and run the test
+# CI's container check (docs/running.md, "Container"): build the project's Dockerfile and run the test
 # command inside the image. This machine has no Docker engine and no registry, so:
 #   1. podman, buildah and debootstrap come from Debian's packages;
 #   2. a local Debian 12 base image is made with debootstrap (no registry), plus a CI-only layer that
@@ -7,7 +7,7 @@
 #   3. the Dockerfile is built unchanged with BASE_IMAGE set to that image (the same steps as the CUDA
 #      image, with envs/requirements-cpu.txt instead of the CUDA lock);
 #   4. the README's test command runs in the container, offline, restricted to the tests not marked
-#      `workflow` (the DAG-running tests run on the host, CI's step 2): see README "Container".
+#      `workflow` (the DAG-running tests run on the host, CI's step 2): see docs/running.md, "Container".
 # Usage: bash .ci/container.sh      (as root; about 6 to 10 minutes on a fresh machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI's SLURM check (issue 11; README "Clusters and GPUs"): the Snakemake profile profiles/slurm, with
+# CI's SLURM check (docs/running.md): the Snakemake profile profiles/slurm, with
 # snakemake-executor-plugin-slurm, on a real single-node SLURM started on localhost:
 #   1. slurm-wlm and munge come from Debian's packages (slurm 22.05 on Debian 12);
 #   2. munged, slurmctld and slurmd start on this machine, with state, spool, logs and pid files in a

@@ -1,4 +1,4 @@
-"""The paper's reported numbers (reference spec §3-§10), keyed by the paper profile's model names.
+"""The paper's reported numbers (the headline numbers a reproduction should match), keyed by the paper profile's model names.
 
 Only the paper profile (``config/profiles/paper.yaml``) runs these models; the claims report
 compares its results with these numbers, and the accuracy figure marks them.

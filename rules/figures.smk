@@ -1,4 +1,4 @@
-# Figures (issue 8): one rule per figure, generated from FIGURES. Each entry names a plot function
+# Figures: one rule per figure, generated from FIGURES. Each entry names a plot function
 # of entity_tracking.figures.PLOTS, its inputs (result files only) and keyword arguments; its
 # caption is report/captions/<name>.rst. A figure per model gives `wildcards` and a {model} file.
 # To add a figure: a plot function, one entry here, one caption file.

@@ -1,4 +1,4 @@
-# Reproducibility (issue 9): every job's script records its outputs, inputs, parameters and code
+# Reproducibility: every job's script records its outputs, inputs, parameters and code
 # version (entity_tracking.provenance); rule manifest merges the records of the jobs behind
 # FINAL_TARGETS into results/<profile>/manifest.json and writes the run's provenance.json;
 # rule verify (not part of `all`) checks the files against it and against the expected manifest

@@ -1,4 +1,4 @@
-# The claims report (issue 8): the paper's headline numbers (paper profile) and its qualitative
+# The claims report: the paper's headline numbers (paper profile) and its qualitative
 # claims (every profile) beside our results, with verdicts. Every file a claim reads is an input
 # here; a later stage adds its outputs to CLAIM_INPUTS and its claims to entity_tracking.claims.
 

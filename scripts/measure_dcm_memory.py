@@ -5,7 +5,7 @@
 
 Prints seconds per training step, per validation pass and per source forward, and the process's
 peak resident memory (and the GPU's peak allocation when the model is on a GPU). Used to document
-what DCM costs beyond the organisms (README, "DCM and activation patching").
+what DCM costs beyond the organisms (docs/benchmarks.md).
 """
 
 from __future__ import annotations
