@@ -72,7 +72,7 @@ def _paper_results(tmp_path, **overrides):
 
 def test_headline_numbers_pass_when_ours_are_the_papers(tmp_path):
     claims = [c for c in evaluate_claims(_paper_results(tmp_path)) if c.kind == "headline"]
-    assert len(claims) == 67  # every number of spec §10
+    assert len(claims) == 67  # every headline number of the paper (entity_tracking/paper.py)
     assert all(c.verdict == PASS for c in claims), [c for c in claims if c.verdict != PASS]
     by_id = _by_id(claims)
     assert by_id["H.activation_patching.value_fetcher.object_value.goat-7b"].paper == 0.659  # 65.9 % as a fraction
@@ -167,6 +167,10 @@ def test_qualitative_claims_on_constructed_results(tmp_path):
     assert claims[f"Q.more_accurate.{chat}"].ours["difference"] == 0.8 - 0.6
     assert "100 right only for" in claims[f"Q.more_accurate.{chat}"].note  # paired on the same prompts
     assert claims[f"Q.more_accurate.{chat}"].ours["p"] < 1e-20
+    # a loss is reported with its two-sided test: not a gain (one-sided p near 1), but a significant change
+    lost = claims[f"Q.more_accurate.{lora}"]
+    assert lost.ours["p"] > 0.5 and lost.ours["p_two_sided"] < 0.01 and "two-sided p =" in lost.note
+    assert claims[f"Q.more_accurate.{full}"].ours["p_two_sided"] == 1.0
     assert claims[f"Q.base_circuit_faithful.{chat}"].verdict == PASS  # 0.70 / 0.80 = 0.875
     assert claims[f"Q.base_circuit_faithful.{lora}"].verdict == FAIL  # 0.60
     assert claims[f"Q.own_circuit_faithful.{base}"].verdict == PASS  # 0.55 / 0.60 = 0.92
