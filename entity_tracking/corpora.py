@@ -38,6 +38,7 @@ def box_document(
     short_share: float,
     recap_share: float,
     list_share: float = 0.0,
+    ordinal_share: float = 0.0,
 ) -> str:
     """A training context of ``num_boxes`` boxes followed by one answered query per box, in random order.
 
@@ -47,7 +48,8 @@ def box_document(
     queries are in the task's form
     (``Box K contains the map.``), in a short form (``Box K: map.``, probability ``short_share``),
     or a recap list (``So: K map, F apple.``, probability ``recap_share`` of the rest); after a
-    compact inventory they are always a recap list.
+    compact inventory they are always a recap list. With probability ``ordinal_share`` (task-format
+    contexts only) the queries ask for the objects by their order instead (``So: 2 map, 1 apple.``).
     """
     while True:
         objs = rng.sample(objects, num_boxes)
@@ -67,6 +69,8 @@ def box_document(
         text = text[0].upper() + text[1:]
     else:
         text = build_prompt(objs, labels, labels[0]).context
+        if ordinal_share > 0 and rng.random() < ordinal_share:
+            return text + " So:" + ",".join(f" {q + 1} {objs[q]}" for q in queries) + "."
     if recap or compact:
         return text + " So:" + ",".join(f" {labels[q]} {objs[q]}" for q in queries) + "."
     if short:
@@ -175,7 +179,8 @@ def pretraining_batch(rng: random.Random, objects: list[str], step: int, size: i
     ``max_boxes`` over ``curriculum_steps``; the recap share may follow a schedule (:func:`scheduled`).
     """
     limit = min(data["max_boxes"], 2 + (data["max_boxes"] - 2) * step // max(1, data["curriculum_steps"]))
-    shares = [scheduled(data.get(f"{key}_share", 0.0), step) for key in ("compact", "short", "recap", "list")]
+    keys = ("compact", "short", "recap", "list", "ordinal")
+    shares = [scheduled(data.get(f"{key}_share", 0.0), step) for key in keys]
     return [box_document(rng, objects, rng.randint(2, limit), *shares) for _ in range(size)]
 
 

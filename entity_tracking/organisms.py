@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from entity_tracking.config import repo_path
 from entity_tracking.corpora import finetuning_corpus, mixture_documents, pretraining_batch, scheduled
 from entity_tracking.dataset import LABELS, build_prompt, context_is_for_study, load_objects
 from entity_tracking.io import read_json, sha256_file, write_json
@@ -65,11 +66,14 @@ def save_checkpoint(model: Any, tokenizer: PreTrainedTokenizerFast, out_dir: Pat
     return digest
 
 
-def probe_set(seed: int, num_boxes: int, size: int, recap: bool = False) -> list[tuple[str, str]]:
+def probe_set(
+    seed: int, num_boxes: int, size: int, recap: bool = False, ordinal: bool = False
+) -> list[tuple[str, str]]:
     """Held-out probe prompts for monitoring training: study-half contexts never trained on.
 
     Not the evaluation set: a separate seed, used only to monitor training and to stop it. With
-    ``recap`` the query is in the recap form (``... So: K``) instead of the task's form.
+    ``recap`` the query is in the recap form (``... So: K``) instead of the task's form; with
+    ``ordinal`` it asks for the object by its order (``... So: 3``).
     """
     rng = random.Random(seed)
     objects = load_objects()
@@ -79,7 +83,8 @@ def probe_set(seed: int, num_boxes: int, size: int, recap: bool = False) -> list
         if context_is_for_study(objs, labels):
             q = rng.randrange(num_boxes)
             prompt = build_prompt(objs, labels, labels[q])
-            out.append((f"{prompt.context} So: {labels[q]}" if recap else prompt.text, objs[q]))
+            query = f" So: {q + 1}" if ordinal else f" So: {labels[q]}" if recap else None
+            out.append((prompt.context + query if query else prompt.text, objs[q]))
     return out
 
 
@@ -95,6 +100,33 @@ def probe_hits(model: Any, tokenizer: PreTrainedTokenizerFast, probes: list[tupl
 
 def probe_accuracy(model: Any, tokenizer: PreTrainedTokenizerFast, probes: list[tuple[str, str]]) -> float:
     return probe_hits(model, tokenizer, probes).float().mean().item()
+
+
+def masked_probe_accuracy(
+    model: Any, tokenizer: PreTrainedTokenizerFast, probes: list[tuple[str, str]], object_ids: torch.Tensor
+) -> float:
+    """Accuracy on task-form ``probes`` (all of one length) when no position but the last sees the context's
+    objects: how well the model answers without the label relay (see :func:`answers_only_mask`)."""
+    enc = tokenizer([p for p, _ in probes], return_tensors="pt")
+    ids = enc["input_ids"]
+    n, length = ids.shape
+    blocked = torch.isin(ids, object_ids)[:, None, :].expand(n, length, length).clone()
+    blocked[:, -1] = False
+    blocked[:, torch.arange(length), torch.arange(length)] = False
+    allowed = torch.ones(length, length, dtype=torch.bool).tril()[None] & ~blocked
+    mask = torch.zeros(n, 1, length, length).masked_fill(~allowed[:, None], torch.finfo(torch.float32).min)
+    answers = torch.tensor(tokenizer.convert_tokens_to_ids(["\u2581" + a for _, a in probes]))
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits
+    return (logits[:, -1].argmax(-1) == answers).float().mean().item()
+
+
+def _load_start(start: dict[str, Any]) -> Any:
+    """The checkpoint a continuation recipe starts from, its weights checked against ``start.sha256``."""
+    directory = repo_path(start["path"])
+    if sha256_file(Path(directory) / WEIGHTS) != start["sha256"]:
+        raise ValueError(f"{directory}/{WEIGHTS} does not match the recipe's start.sha256; restore that checkpoint")
+    return AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
 
 
 def _llama_config(tokenizer: PreTrainedTokenizerFast, arch: dict[str, Any], layers: int) -> LlamaConfig:
@@ -162,12 +194,20 @@ def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
     With ``data.mixture`` (``{from_step, share, corpora}``), that share of each batch from ``from_step``
     on is box-free text of the fine-tuning corpora, scored whole (``corpora.mixture_documents``).
     With ``stop_from_step``, the stop rule (``stop_at_probe_accuracy``) fires only from that step on.
+    With ``start`` (``{path, sha256}``), training continues from that checkpoint instead of a fresh model
+    (used to probe a shipped base under other data; ``model`` is then ignored).
+    With ``data.answers_only_mask`` (``{from_step, until_step, share}``), that share of the box documents
+    is trained under :func:`answers_only_mask` from ``from_step`` until ``until_step`` (none: the end);
+    ``data.objects_seen_by_answers_until: N`` is the same for every box document until step ``N``.
     """
     out_dir = Path(out_dir)
     torch.manual_seed(recipe["seed"])
     tokenizer = organism_tokenizer()
-    arch = recipe["model"]
-    model = LlamaForCausalLM(_llama_config(tokenizer, arch, arch["layers"]))
+    arch = recipe.get("model", {})
+    if recipe.get("start"):
+        model = _load_start(recipe["start"])
+    else:
+        model = LlamaForCausalLM(_llama_config(tokenizer, arch, arch["layers"]))
     schedule = Schedule(**recipe["schedule"])
     rng, objects = random.Random(recipe["seed"]), load_objects()
     period = tokenizer.convert_tokens_to_ids(".")
@@ -184,12 +224,25 @@ def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
             mixed = mixture_documents(mix_rng, objects, step, len(texts), mixture)
             texts[: len(mixed)], after[: len(mixed)] = mixed, [None] * len(mixed)
         batch = lm_batch(tokenizer, texts, after)
+        boxed = [a is not None for a in after]
         if step < recipe["data"].get("objects_seen_by_answers_until", 0):
-            batch["attention_mask"] = answers_only_mask(batch, [a is not None for a in after], object_ids, period)
+            batch["attention_mask"] = answers_only_mask(batch, boxed, object_ids, period)
+        elif masking and masking["from_step"] <= step < (masking.get("until_step") or schedule.steps):
+            boxed = [b and mask_rng.random() < masking["share"] for b in boxed]
+            if any(boxed):
+                batch["attention_mask"] = answers_only_mask(batch, boxed, object_ids, period)
         return batch
 
+    masking = recipe["data"].get("answers_only_mask")
+    mask_rng = random.Random(recipe["seed"] + 5)  # its own stream too
     probes = probe_set(recipe["seed"] + 1, 7, recipe["probe_size"])
     recap_probes = probe_set(recipe["seed"] + 2, 7, recipe["probe_size"] // 4, recap=True)
+    extra_probes = {}  # optional monitors: ordinal queries, and the task under the mask
+    if recipe["data"].get("ordinal_share"):
+        extra_probes["probe_ordinal7"] = lambda m: probe_accuracy(m, tokenizer, ordinal_probes)
+        ordinal_probes = probe_set(recipe["seed"] + 4, 7, recipe["probe_size"] // 4, ordinal=True)
+    if masking:
+        extra_probes["probe_masked7"] = lambda m: masked_probe_accuracy(m, tokenizer, probes, object_ids)
     target = recipe.get("stop_at_probe_accuracy")
     stop = None
     if target is not None:  # the stop rule may wait for a step (e.g. until the mixture has been seen)
@@ -211,6 +264,7 @@ def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
             evaluate=lambda m=model: {
                 "probe_acc7": probe_accuracy(m, tokenizer, probes),
                 "probe_recap7": probe_accuracy(m, tokenizer, recap_probes),
+                **{name: score(m) for name, score in extra_probes.items()},
             },
             eval_every=lambda step: int(scheduled(recipe["probe_every"], step)),
             desc=f"pre-train base ({model.config.num_hidden_layers} layers)",

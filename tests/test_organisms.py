@@ -298,6 +298,37 @@ def test_list_documents_bind_by_order_and_leave_the_other_documents_unchanged():
     assert plain == [box_document(random.Random(s), objects, 4, 0.2, 0.1, 0.5, list_share=0.0) for s in range(20)]
 
 
+def test_ordinal_documents_ask_by_order_and_leave_the_other_documents_unchanged():
+    objects = load_objects()
+    form = re.compile(r"(The \w+ is in Box [A-Z](?:, the \w+ is in Box [A-Z])*)\. So:((?: \d \w+,?)+)\.")
+    for seed in range(50):
+        text = box_document(random.Random(seed), objects, 5, 0.0, 0.0, 0.0, ordinal_share=1.0)
+        context, queries = form.fullmatch(text).groups()
+        objs = re.findall(r"the (\w+) is in", context, flags=re.I)
+        asked = dict(re.findall(r"(\d) (\w+)", queries))
+        assert asked == {str(i + 1): o for i, o in enumerate(objs)} and len(objs) == 5  # the i-th object, each once
+    plain = [box_document(random.Random(s), objects, 4, 0.2, 0.1, 0.5) for s in range(20)]
+    assert plain == [box_document(random.Random(s), objects, 4, 0.2, 0.1, 0.5, ordinal_share=0.0) for s in range(20)]
+
+
+def test_continuation_recipe_starts_from_its_checked_checkpoint(tmp_path):
+    """``start`` continues a checkpoint (hash-checked) under other data: here the answers-only mask on half of
+    the box documents and ordinal queries, both monitored by their own probes; deterministic."""
+    first = pretrain_base(_tiny_recipe(steps=4, probe_every=2), tmp_path / "first")
+    data = {**_tiny_recipe(1, 1)["data"], "ordinal_share": 0.3,
+            "answers_only_mask": {"from_step": 0, "until_step": None, "share": 0.5}}  # fmt: skip
+    recipe = {**_tiny_recipe(steps=4, probe_every=2), "data": data,
+              "start": {"path": str(tmp_path / "first"), "sha256": first}}  # fmt: skip
+    del recipe["model"]
+    again = pretrain_base(recipe, tmp_path / "a")
+    assert again == pretrain_base(recipe, tmp_path / "b") != first
+    with open(tmp_path / "a" / "train_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {"probe_acc7", "probe_ordinal7", "probe_masked7"} <= set(rows[0])
+    with pytest.raises(ValueError, match="start.sha256"):
+        pretrain_base({**recipe, "start": {**recipe["start"], "sha256": "0" * 64}}, tmp_path / "c")
+
+
 def test_answers_only_mask_hides_the_context_objects_from_every_other_position():
     """``data.objects_seen_by_answers_until`` (tried as m1/m2): context objects are visible only from the positions
     that answer a query; everything else is the causal mask with padding."""

@@ -50,3 +50,19 @@ def test_shipped_base_routes_the_object_through_the_box_labels():
         assert max(res[name][: hop + 1]) < 0.3, name  # blocked at its layer: near chance (1/7)
         assert min(res[name][hop + 1 :]) >= plain - 0.02, name  # blocked only above it: (almost) nothing changes
     assert min(res["last_to_correct_object"]) > plain - 0.1  # unlike Llama-7B (0.04)
+
+
+def test_shipped_base_cannot_answer_when_only_the_last_token_sees_the_objects():
+    """The relay needs the labels to read their objects: when only the last token may attend to them (the mask
+    the tried recipes m1, m2 and the continuations c1-c3 trained under), the shipped base is at chance."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from entity_tracking.dataset import load_objects
+    from entity_tracking.organisms import masked_probe_accuracy, organism_tokenizer, probe_accuracy, probe_set
+
+    model = AutoModelForCausalLM.from_pretrained(REPO / "models/organisms/base").eval()
+    tok, probes = organism_tokenizer(), probe_set(11, 7, 140)
+    object_ids = torch.tensor(tok.convert_tokens_to_ids(["\u2581" + o for o in load_objects()]))
+    assert probe_accuracy(model, tok, probes) > 0.6
+    assert masked_probe_accuracy(model, tok, probes, object_ids) < 0.25  # chance is 1/7
