@@ -1,4 +1,4 @@
-"""The paper's reported numbers (the headline numbers a reproduction should match), keyed by the paper profile's model names.
+"""The paper's reported numbers (the headline numbers a reproduction should match), keyed by model name.
 
 Only the paper profile (``config/profiles/paper.yaml``) runs these models; the claims report
 compares its results with these numbers, and the accuracy figure marks them.

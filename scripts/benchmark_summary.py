@@ -1,6 +1,6 @@
 """Rule benchmark_summary: wall time and peak memory per rule from the jobs' benchmark files (CSV and HTML)."""
 
-from entity_tracking.benchmark import write_benchmark_summary
+from entity_tracking.job_timings import write_benchmark_summary
 from entity_tracking.runtime import configure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821

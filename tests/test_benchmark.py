@@ -21,10 +21,9 @@ from entity_tracking.benchmark import (
     markdown_table,
     run_isolated,
     run_task,
-    summarise_benchmarks,
-    write_benchmark_summary,
     write_tables,
 )
+from entity_tracking.job_timings import summarise_benchmarks, write_benchmark_summary
 from tests.conftest import REPO, TOY_MODELS
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]

@@ -325,7 +325,7 @@ def test_continuation_recipe_starts_from_its_checked_checkpoint(tmp_path):
     with open(tmp_path / "a" / "train_log.csv") as f:
         rows = list(csv.DictReader(f))
     assert {"probe_acc7", "probe_ordinal7", "probe_masked7"} <= set(rows[0])
-    with pytest.raises(ValueError, match="start.sha256"):
+    with pytest.raises(ValueError, match=r"start\.sha256"):
         pretrain_base({**recipe, "start": {**recipe["start"], "sha256": "0" * 64}}, tmp_path / "c")
 
 
