@@ -2,7 +2,7 @@
 
 Every job records the sha256 of its outputs (``entity_tracking.provenance``). Before a run starts any
 job (the Snakefile's ``onstart``, so no output is removed yet) and again when each job starts
-(``runtime.configure``), every generated file the jobs will read is hashed and compared with the
+(``runtime.job_context``), every generated file the jobs will read is hashed and compared with the
 record of the job that made it. A file edited, truncated or damaged after its job, or one no job
 recorded, stops the run with a message naming the file, the job that made it and how to remake it.
 Files outside ``results/<profile>/`` and ``figures/<profile>/`` are inputs of the study (config,

@@ -1,6 +1,6 @@
 """Job records, the hash manifest of a profile, and the provenance of a run.
 
-Every rule's script records its job when it finishes successfully (``record_on_success``): rule,
+Every rule's script records its job when its work finishes successfully (``recorded``): rule,
 wildcards, the sha256 of every output and input file, the parameters, seed and threads, the code
 version and the environment, in ``results/<profile>/.provenance/<rule>[/<wildcards>].json``.
 The rule ``manifest`` merges the records of the jobs that made the profile's final targets into
@@ -12,15 +12,14 @@ Python, torch, CUDA, GPU, image, git commit, lock-file hashes; volatile, never c
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import os
 import platform
 import subprocess
 import sys
-import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -225,33 +224,21 @@ def write_record(job: Any, seed: int | None = None, threads: int | None = None) 
     return path
 
 
-_failed = False
-
-
-def _note_failure(exc_type: Any, exc: Any, tb: Any, _previous: Any = sys.excepthook) -> None:
-    global _failed
-    _failed = True
-    _previous(exc_type, exc, tb)
-
-
-def record_on_success(job: Any, seed: int | None = None, threads: int | None = None) -> None:
-    """Record the job when the script exits without an uncaught exception (called by ``runtime.configure``).
+@contextmanager
+def recorded(job: Any, seed: int | None = None, threads: int | None = None, record: bool = True) -> Iterator[None]:
+    """Around the work of a rule script's job: check the generated files it reads (``integrity.check_job``),
+    and, with ``record``, write its record when the block ends without an exception and every output exists.
+    When the block raises, no record is written and the exception propagates.
 
     A record is only a claim: the manifest rule checks every record against the files on disk, so
     a record left by a job that failed later (its outputs deleted by Snakemake) is never trusted.
     """
-    sys.excepthook = _note_failure
+    from entity_tracking.integrity import check_job  # integrity imports this module
 
-    def finish() -> None:
-        if _failed or not all(Path(p).exists() for p in job.output):
-            return
-        try:
-            write_record(job, seed, threads)
-        except BaseException:  # an exception in an atexit handler would not change the exit status
-            traceback.print_exc()
-            os._exit(1)
-
-    atexit.register(finish)
+    check_job(job)  # before anything is read: the generated inputs are what their jobs wrote
+    yield
+    if record and all(Path(p).exists() for p in job.output):
+        write_record(job, seed, threads)
 
 
 def read_records(results_dir: str | Path) -> list[dict[str, Any]]:
@@ -286,7 +273,7 @@ def build_manifest(
         if rec is None:
             problems.append(
                 f"{path}: no job record in {RECORDS}/ (rerun the job that makes it with snakemake --forcerun; "
-                "every rule's script must call runtime.configure(..., job=snakemake))"
+                "every rule's script must do its work inside runtime.job_context or provenance.recorded)"
             )
             continue
         key = job_id(rec["rule"], rec["wildcards"])

@@ -6,12 +6,16 @@ import logging
 import os
 import random
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from entity_tracking.provenance import recorded
 
 
 def set_seed(seed: int) -> None:
@@ -42,16 +46,11 @@ def _route_transformers_output() -> None:
         hf_logging.disable_progress_bar()
 
 
-def configure(
-    threads: int = 1, seed: int = 0, log_file: str | Path | None = None, job: Any = None, record: bool = True
-) -> logging.Logger:
+def configure(threads: int = 1, seed: int = 0, log_file: str | Path | None = None) -> logging.Logger:
     """Set torch threads, seeds and deterministic kernels; log to stderr and ``log_file``.
 
     One intra-op thread per job is much faster for small models on small CPUs (OpenMP spin-waits);
-    snakemake runs jobs in parallel instead. With ``job`` (a rule script's ``snakemake`` object) the
-    generated files it reads are checked against their jobs' records (``entity_tracking.integrity``),
-    and, with ``record``, the job is recorded for the hash manifest when the script finishes without
-    an error (``entity_tracking.provenance``).
+    snakemake runs jobs in parallel instead. Rule scripts use ``job_context``, which calls this.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -69,11 +68,18 @@ def configure(
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _route_transformers_output()
-    if job is not None:
-        from entity_tracking.integrity import check_job
-        from entity_tracking.provenance import record_on_success
-
-        check_job(job)  # before anything is read: the generated inputs are what their jobs wrote
-        if record:
-            record_on_success(job, seed=seed, threads=threads)
     return logging.getLogger("entity_tracking")
+
+
+@contextmanager
+def job_context(job: Any, seed: int = 0, record: bool = True) -> Iterator[logging.Logger]:
+    """The set-up of a rule script's job (``job`` is its ``snakemake`` object); yields the logger.
+
+    ``configure`` with the rule's ``threads:``, ``seed`` and the job's log file; then the generated files
+    the job reads are checked against their jobs' records (``entity_tracking.integrity``) and, with
+    ``record``, the job is recorded for the hash manifest when the block ends without an exception
+    (``entity_tracking.provenance.recorded``).
+    """
+    log = configure(job.threads, seed, job.log[0])
+    with recorded(job, seed, job.threads, record):
+        yield log

@@ -35,6 +35,7 @@ rule path_patching:
     params:
         settings=lambda wc: circuit_settings_of(wc.model)["path_patching"],
         selection=lambda wc: selection_of(wc.model),
+    threads: config["threads"]
     resources:
         gpu=GPU,
     benchmark:
@@ -55,6 +56,7 @@ rule mean_reference:
         f"{RESULTS}/means/{{model}}.safetensors",
     params:
         seed=config["circuit"]["mean_seed"],
+    threads: config["threads"]
     resources:
         gpu=GPU,
     benchmark:
@@ -80,6 +82,7 @@ rule minimality:
     params:
         settings=lambda wc: {k: circuit_settings_of(wc.model)[k] for k in ("candidates", "minimality")},
         selection=lambda wc: selection_of(wc.model),
+    threads: config["threads"]
     resources:
         gpu=GPU,
     benchmark:
@@ -120,6 +123,7 @@ rule external_circuit:
         f"{RESULTS}/circuits/{{ext}}/circuit.json",
     wildcard_constraints:
         ext="|".join(re.escape(e) for e in EXTERNAL) or "^$",
+    threads: config["threads"]
     benchmark:
         bench("external_circuit", "ext")
     log:
@@ -141,6 +145,7 @@ rule faithfulness:
         circuit="|".join(re.escape(c) for c in CIRCUITS),
     params:
         settings=config["circuit"]["evaluation"],
+    threads: config["threads"]
     resources:
         gpu=GPU,
     benchmark:
@@ -162,6 +167,7 @@ rule completeness:
         f"{RESULTS}/completeness/{{model}}.json",
     params:
         settings=config["circuit"]["evaluation"],
+    threads: config["threads"]
     resources:
         gpu=GPU,
     benchmark:

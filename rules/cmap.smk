@@ -31,6 +31,7 @@ rule cmap:
         target=lambda wc: CMAP_PAIRS[wc.pair][1],
         dcm=lambda wc: cmap_head_set_files(wc.pair)[1],
         settings=config["cmap"],
+    threads: config["threads"]
     resources:
         gpu=GPU,
     benchmark:
@@ -51,6 +52,7 @@ rule knockout:
         f"{RESULTS}/knockout/{{model}}.json",
     params:
         settings=config["knockout"],
+    threads: config["threads"]
     resources:
         gpu=GPU,
     benchmark:

@@ -7,6 +7,7 @@ rule dataset:
         manifest=f"{RESULTS}/data/manifest.json",
     params:
         dataset=config["dataset"],
+    threads: config["threads"]
     benchmark:
         bench("dataset")
     log:

@@ -26,6 +26,7 @@ rule desiderata:
     params:
         desiderata=DESIDERATA,
         seed=config["dcm"]["seed"],
+    threads: config["threads"]
     benchmark:
         bench("desiderata")
     log:
@@ -48,6 +49,7 @@ rule dcm:
     params:
         model=lambda wc: DCM_CIRCUITS[wc.circuit],
         settings=config["dcm"],
+    threads: config["threads"]
     resources:
         gpu=GPU,
     benchmark:
@@ -69,6 +71,7 @@ rule activation_patching:
     params:
         circuits=lambda wc: ap_circuits(wc.model),
         settings=config["activation_patching"],
+    threads: config["threads"]
     resources:
         gpu=GPU,
     benchmark:
@@ -87,6 +90,7 @@ rule dcm_tables:
     output:
         dcm=f"{RESULTS}/dcm.csv",
         activation_patching=f"{RESULTS}/activation_patching.csv",
+    threads: config["threads"]
     benchmark:
         bench("dcm_tables")
     log:

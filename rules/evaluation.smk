@@ -10,6 +10,7 @@ rule evaluate:
     params:
         spec=lambda wc: spec_params(config, wc.model),
         settings=config["evaluation"],
+    threads: config["threads"]
     resources:
         gpu=GPU,
     benchmark:

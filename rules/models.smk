@@ -4,6 +4,7 @@ rule convert_model:
         directory(f"{RESULTS}/checkpoints/converted/{{model}}"),
     params:
         spec=lambda wc: spec_params(config, wc.model),
+    threads: config["threads"]
     benchmark:
         bench("convert_model", "model")
     log:
@@ -21,6 +22,7 @@ rule model_card:
         f"{RESULTS}/models/{{model}}.json",
     params:
         spec=lambda wc: spec_params(config, wc.model),
+    threads: config["threads"]
     resources:
         gpu=GPU,
     benchmark:

@@ -8,6 +8,7 @@ rule train_base:
         recipe=lambda wc: repo_path(config["models"][wc.model]["recipe"]),
     output:
         directory(f"{RESULTS}/checkpoints/pretrained/{{model}}"),
+    threads: config["threads"]
     benchmark:
         bench("train_base", "model")
     log:
@@ -24,6 +25,7 @@ rule finetune:
         directory(f"{RESULTS}/checkpoints/finetuned/{{model}}"),
     params:
         settings=lambda wc: config["models"][wc.model]["finetune"],
+    threads: config["threads"]
     resources:
         mem_mb=lambda wc: config["models"][wc.model].get("train_mem_mb", 1000),
     benchmark:

@@ -1,8 +1,8 @@
 """Rule claims: the paper's claims and numbers beside ours, as markdown, JSON and HTML."""
 
 from entity_tracking.claims import run_claims
-from entity_tracking.runtime import configure
+from entity_tracking.runtime import job_context
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-configure(1, 0, sm.log[0], job=sm)
-run_claims(sm.params.root, sm.config, sm.output.md, sm.output.json, sm.output.html)
+with job_context(sm):
+    run_claims(sm.params.root, sm.config, sm.output.md, sm.output.json, sm.output.html)

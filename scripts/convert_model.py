@@ -2,9 +2,8 @@
 
 from entity_tracking.io import atomic_dir
 from entity_tracking.models import convert_model
-from entity_tracking.runtime import configure
+from entity_tracking.runtime import job_context
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-configure(sm.config["threads"], 0, sm.log[0], job=sm)
-with atomic_dir(sm.output[0]) as tmp:  # a killed job leaves no half-written checkpoint
+with job_context(sm), atomic_dir(sm.output[0]) as tmp:  # a killed job leaves no half-written checkpoint
     convert_model(sm.config, sm.wildcards.model, tmp)

@@ -1,9 +1,9 @@
 """Rule dataset: generate every split of the entity-tracking data."""
 
 from entity_tracking.dataset import write_dataset
-from entity_tracking.runtime import configure
+from entity_tracking.runtime import job_context
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-log = configure(sm.config["threads"], sm.config["dataset"]["seed"], sm.log[0], job=sm)
-manifest = write_dataset(sm.params.dataset, out_dir=sm.output.manifest.rsplit("/", 1)[0])
-log.info("wrote %s", {k: v["records"] for k, v in manifest["splits"].items()})
+with job_context(sm, seed=sm.config["dataset"]["seed"]) as log:
+    manifest = write_dataset(sm.params.dataset, out_dir=sm.output.manifest.rsplit("/", 1)[0])
+    log.info("wrote %s", {k: v["records"] for k, v in manifest["splits"].items()})

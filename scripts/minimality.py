@@ -1,17 +1,17 @@
 """Rule minimality: candidates from path patching, pruned to the model's circuit."""
 
 from entity_tracking.minimality import run_minimality
-from entity_tracking.runtime import configure
+from entity_tracking.runtime import job_context
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-configure(sm.config["threads"], sm.config["dataset"]["seed"], sm.log[0], job=sm)
-run_minimality(
-    sm.config,
-    sm.wildcards.model,
-    sm.input.scores,
-    sm.input.summary,
-    sm.input.data,
-    sm.input.means,
-    sm.output.circuit,
-    sm.output.report,
-)
+with job_context(sm, seed=sm.config["dataset"]["seed"]):
+    run_minimality(
+        sm.config,
+        sm.wildcards.model,
+        sm.input.scores,
+        sm.input.summary,
+        sm.input.data,
+        sm.input.means,
+        sm.output.circuit,
+        sm.output.report,
+    )

@@ -2,10 +2,10 @@
 
 from entity_tracking.io import read_jsonl
 from entity_tracking.models import write_model_card
-from entity_tracking.runtime import configure
+from entity_tracking.runtime import job_context
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-log = configure(sm.config["threads"], sm.config["dataset"]["seed"], sm.log[0], job=sm)
-example = read_jsonl(sm.input.example)[0]
-card = write_model_card(sm.config, sm.wildcards.model, example, sm.output[0])
-log.info("%s: %s", sm.wildcards.model, card["architecture"])
+with job_context(sm, seed=sm.config["dataset"]["seed"]) as log:
+    example = read_jsonl(sm.input.example)[0]
+    card = write_model_card(sm.config, sm.wildcards.model, example, sm.output[0])
+    log.info("%s: %s", sm.wildcards.model, card["architecture"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers / huggingface_hub are imported
@@ -100,6 +101,30 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     res = snakemake(["--cores", "2"], root)
     assert res.returncode == 0, res.stderr[-3000:]
     return root
+
+
+@pytest.fixture
+def restore_runtime():
+    """Undo the process-wide settings of ``runtime.configure`` (and ``job_context``) after the test."""
+    from transformers.utils import logging as hf_logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    bars = hf_logging.is_progress_bar_enabled()
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:], root.level = handlers, level
+    logging.captureWarnings(False)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+    hf_logging.disable_propagation()
+    hf_logging.enable_default_handler()
+    if bars:
+        hf_logging.enable_progress_bar()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
+from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,6 +19,7 @@ from entity_tracking.provenance import (
     canonical,
     portable,
     read_records,
+    recorded,
     write_manifest,
     write_record,
 )
@@ -159,32 +158,20 @@ def test_portable_paths(tmp_path: Path):
     assert portable({"p": [str(REPO)], "n": 1, "t": (1, "/etc/x")}) == {"p": ["{repo}"], "n": 1, "t": [1, "/etc/x"]}
 
 
-RECORDING_SCRIPT = """
-import sys
-from types import SimpleNamespace
-from entity_tracking.provenance import record_on_success
-class Named(dict):
-    __getattr__ = dict.__getitem__
-out = "results/mini/out.txt"
-job = SimpleNamespace(rule="r", input=[], output=[out], params=Named(), wildcards=Named(), config={"profile": "mini"})
-record_on_success(job, seed=1, threads=1)
-import os; os.makedirs("results/mini", exist_ok=True); open(out, "w").write("x")
-if sys.argv[1] == "fail":
-    raise RuntimeError("the job failed after writing its output")
-"""
-
-
-@pytest.mark.parametrize("outcome", ["ok", "fail"])
-def test_a_job_is_recorded_only_when_its_script_succeeds(tmp_path: Path, outcome: str):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    res = subprocess.run(
-        [sys.executable, "-c", RECORDING_SCRIPT, outcome], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    record = tmp_path / "results" / "mini" / ".provenance" / "r.json"
-    assert (res.returncode == 0) == (outcome == "ok"), res.stderr
+@pytest.mark.parametrize("outcome", ["ok", "fail", "no output", "record=False"])
+def test_a_job_is_recorded_only_when_its_block_succeeds(tmp_path: Path, monkeypatch, outcome: str):
+    monkeypatch.chdir(tmp_path)
+    out = Path("results") / PROFILE / "out.txt"
+    raises = pytest.raises(RuntimeError) if outcome == "fail" else nullcontext()  # the error propagates
+    with raises, recorded(job("r", [], [str(out)], {}), seed=1, threads=1, record=outcome != "record=False"):
+        if outcome != "no output":
+            write_json(out, {})
+        if outcome == "fail":
+            raise RuntimeError("the job failed after writing its output")
+    record = Path("results") / PROFILE / ".provenance" / "r.json"
     assert record.is_file() == (outcome == "ok")
     if outcome == "ok":
-        assert list(json.loads(record.read_text())["outputs"]) == ["results/mini/out.txt"]
+        assert list(json.loads(record.read_text())["outputs"]) == [str(out)]
 
 
 def test_interrupted_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path):

@@ -10,9 +10,7 @@ import warnings
 
 import peft.utils.other
 import pytest
-import torch
 from tqdm import tqdm
-from transformers.utils import logging as hf_logging
 
 from entity_tracking.models import load_model
 from entity_tracking.organisms import finetune, organism_tokenizer
@@ -75,27 +73,6 @@ def test_full_finetune_warns_nothing(tmp_path, base_dir, network_attempts):
         warnings.simplefilter("always")
         finetune(base_dir, settings, tmp_path / "full")
     assert network_attempts == [] and [str(w.message) for w in caught] == []
-
-
-@pytest.fixture
-def restore_runtime():
-    """Undo configure's process-wide settings after the test."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    bars = hf_logging.is_progress_bar_enabled()
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:], root.level = handlers, level
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-    hf_logging.disable_propagation()
-    hf_logging.enable_default_handler()
-    if bars:
-        hf_logging.enable_progress_bar()
 
 
 def test_log_lines_stay_whole_next_to_a_progress_bar(tmp_path, capsys, restore_runtime):

@@ -276,7 +276,7 @@ def test_no_head_of_the_shipped_default_run_is_selected_within_noise(default_run
 
 
 def test_a_clean_default_run_logs_no_warning(default_run):
-    """Every job logs to logs/default/ with Python's warnings captured (runtime.configure): a clean run has no
+    """Every job logs to logs/default/ with Python's warnings captured (runtime.job_context): a clean run has no
     warning a user cannot act on, and no progress bar in a log file."""
     logs = sorted((default_run / "logs" / "default").rglob("*.log"))
     assert len(logs) > 80
