@@ -237,10 +237,10 @@ def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
     mask_rng = random.Random(recipe["seed"] + 5)  # its own stream too
     probes = probe_set(recipe["seed"] + 1, 7, recipe["probe_size"])
     recap_probes = probe_set(recipe["seed"] + 2, 7, recipe["probe_size"] // 4, recap=True)
-    extra_probes = {}  # optional monitors: ordinal queries, and the task under the mask
+    extra_probes: dict[str, Any] = {}  # optional monitors: ordinal queries, and the task under the mask
     if recipe["data"].get("ordinal_share"):
-        extra_probes["probe_ordinal7"] = lambda m: probe_accuracy(m, tokenizer, ordinal_probes)
         ordinal_probes = probe_set(recipe["seed"] + 4, 7, recipe["probe_size"] // 4, ordinal=True)
+        extra_probes["probe_ordinal7"] = lambda m: probe_accuracy(m, tokenizer, ordinal_probes)
     if masking:
         extra_probes["probe_masked7"] = lambda m: masked_probe_accuracy(m, tokenizer, probes, object_ids)
     target = recipe.get("stop_at_probe_accuracy")
