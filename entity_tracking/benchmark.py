@@ -12,7 +12,7 @@ excludes loading the model and the untimed set-up each method names (``scope``).
   pushes count too. Backward passes (DCM) and the LM head are not counted.
 
 ``python -m entity_tracking.benchmark TASK_JSON`` runs one task and prints its result as JSON (used by
-``scripts/benchmark.py`` to run each method in a fresh process, so that its memory peak is its own).
+``tools/benchmark.py`` to run each method in a fresh process, so that its memory peak is its own).
 """
 
 from __future__ import annotations

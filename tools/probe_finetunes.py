@@ -1,6 +1,6 @@
 """Probe box-free fine-tuning recipes on a base organism with held-out box probes (not the study's splits).
 
-    python scripts/probe_finetunes.py --corpora paraphrase,code --lrs 2e-4 --out probes.json
+    python tools/probe_finetunes.py --corpora paraphrase,code --lrs 2e-4 --out probes.json
 
 Each (corpus, learning rate) is fine-tuned fully from BASE (400 steps of 16, seed 11, as the default
 profile's fine-tunes) into OUT_DIR, and compared with BASE on the same probes (entity_tracking.probes).

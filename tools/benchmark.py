@@ -1,8 +1,8 @@
 """Benchmark every method on one or more models: wall time, forward passes per second, peak memory.
 
-    python scripts/benchmark.py                                    # the base organism, about a minute on 2 CPUs
-    python scripts/benchmark.py --models qwen:qwen2.5-coder-0.5b --records 7 --root /path/to/a/checkout/with/results
-    python scripts/benchmark.py --models organism-base --device cuda --records 301 --out results-bench/gpu
+    python tools/benchmark.py                                    # the base organism, about a minute on 2 CPUs
+    python tools/benchmark.py --models qwen:qwen2.5-coder-0.5b --records 7 --root /path/to/a/checkout/with/results
+    python tools/benchmark.py --models organism-base --device cuda --records 301 --out results-bench/gpu
 
 Models are ``[PROFILE:]NAME`` of a profile in config/profiles (default: --profile) or of --configfile;
 checkpoints the DAG makes (fine-tunes, converted GGUF models) are read from ``ROOT/results/<profile>/

@@ -3,10 +3,10 @@
 Both methods run all four stages end to end (``path_patching``, receivers chained from stage to stage,
 without the noise guard so that every stage runs) on the same model and the same discovery records; the
 script prints wall-clock times, the speed-up and the largest absolute difference between the two methods'
-scores (every stage, both metrics). It shares its data, loading and timing with ``scripts/benchmark.py``
+scores (every stage, both metrics). It shares its data, loading and timing with ``tools/benchmark.py``
 (``entity_tracking.benchmark``), which times every method (path patching's reference on one stage only).
 
-    .venv/bin/python scripts/benchmark_path_patching.py [--records 301] [--repeat 1] [--models organism-base toy-8x16]
+    .venv/bin/python tools/benchmark_path_patching.py [--records 301] [--repeat 1] [--models organism-base toy-8x16]
 
 Models: the shipped ``organism-base`` (4 layers x 8 heads) and a random toy Llama of 8 layers x 16 heads
 (hidden 256, one kv head per query head), so that the growth of the speed-up with the number of heads
@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 
 from entity_tracking.benchmark import REPO, SEED, task_records, timed
-from entity_tracking.benchmark import load as load_profile_model
 from entity_tracking.dataset import load_objects
 from entity_tracking.interventions import ModelParts
+from entity_tracking.models import load_for_study
 from entity_tracking.path_patching import STAGES, path_patching, prepare_data
 from entity_tracking.selection import NO_GUARD
 
@@ -48,7 +48,7 @@ def load(name: str) -> tuple[Any, Any, Any]:
     if name == "organism-base":
         from entity_tracking.config import build_config
 
-        lm, vocab = load_profile_model(build_config({}), name, REPO)
+        lm, vocab = load_for_study(build_config({}), name, REPO)
         return lm.model.float().eval(), lm.tokenizer, vocab
     if name == "toy-8x16":
         from entity_tracking.tokenization import check_vocabulary

@@ -1,6 +1,6 @@
 """Measure DCM's speed and peak memory on one model of a profile (one group, one desideratum).
 
-    python scripts/measure_dcm_memory.py --config config/profiles/qwen.yaml --model qwen2.5-coder-0.5b \\
+    python tools/measure_dcm_memory.py --config config/profiles/qwen.yaml --model qwen2.5-coder-0.5b \\
         --heads 12.3 14.7 17.0 19.11 --records 70
 
 Prints seconds per training step, per validation pass and per source forward, and the process's

@@ -1,6 +1,6 @@
 """Where a base organism's answer travels: attention knockouts on held-out box probes (not the study's splits).
 
-    python scripts/probe_knockouts.py --model models/organisms/base
+    python tools/probe_knockouts.py --model models/organisms/base
 
 Prints the probe accuracy with each knockout of entity_tracking.probes.PROBE_KNOCKOUTS applied from start layer s
 to the top, for every s (docs/organisms.md).
