@@ -16,39 +16,10 @@ Two kinds of claim, kept apart in the report:
 Verdicts: ``pass``, ``fail``, ``not computed`` (an input does not exist yet; the note names the
 file), ``not applicable``.
 
-Tolerances of the headline numbers (absolute unless marked):
-
-* accuracies (task, circuit, random circuit, DCM test, CMAP, knockout): ±0.05, about the half-width of
-  a 95 % interval on 500 prompts (±0.04) plus the rounding of the paper's two decimals;
-* faithfulness: ±0.10 (a ratio of two such accuracies);
-* completeness, mean |ΔF| over random K: ±0.05;
-* circuit sizes: ±25 % of the paper's total (the data are regenerated and minimality's bugs fixed);
-* strongest path-patching head per stage: the same head, and its score ±0.05;
-* activation patching: ±0.05, i.e. 5 percentage points (ours are fractions, the paper's percent;
-  the report shows the paper's as fractions).
-
-Thresholds of the qualitative claims: faithful means F ≥ 0.80 (the paper: 0.88–1.00); complete
-means a mean |ΔF| over random K ≤ 0.15 (the paper: 0.06–0.10); the base circuit survives
-fine-tuning when ≥ 50 % of its nodes are in the fine-tuned model's circuit, and more than chance
-(the paper: 75 %); specific means more than 0.05 above the best random circuit of the same group
-sizes (the paper: 0.66-0.81 against 0.00-0.01).
-
-Every comparison of two accuracies on the same prompts is a **paired test** at level ``ALPHA``
-(0.05), and passes only when significant in the claimed direction (:mod:`entity_tracking.stats`,
-McNemar's exact test on the discordant prompts):
-
-* a fine-tuned model is more accurate than its base (one-sided);
-* DCM: a group carries a piece of information when its test accuracy beats its chance floor (the
-  same test pairs, nothing patched) significantly *and* by ≥ 0.05; the structure reader is "near
-  its floor" when it does not (the paper: PT 0.362, PD 0.412 and SR 0.140 against the original's
-  floor of ~0.13);
-* CMAP: patching the fine-tuned model's value fetcher or position transmitter into its base lifts
-  the base's accuracy (one-sided); the full circuit lifts it *and* is not significantly below the
-  fine-tuned model's accuracy (the paper's "brings the base to the fine-tuned accuracy"); the
-  position detector and the structure reader do not lift it significantly;
-* knockout along the paper's paths hurts more than its random control: per prompt, the mean
-  accuracy over the first half of the start layers (s < L/2, rounded up), blocked minus control;
-  an exact sign test that these differences lean below 0, and a mean difference below -0.05.
+The criteria, thresholds and tolerances of every claim are written once, in ``docs/claims.md``; the
+numbers themselves are constants of :mod:`.results` and :mod:`.headline` (``ALPHA``, ``FAITHFUL``, ...).
+Every comparison of two accuracies on the same prompts is a paired test (McNemar's exact test,
+:mod:`entity_tracking.stats`) that passes only when significant in the claimed direction.
 
 A claim that needs a group whose path-patching stage found no head beyond noise (or was not run
 after such a stage), or that minimality left empty, is ``not applicable`` and its note names the
