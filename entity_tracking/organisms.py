@@ -105,20 +105,14 @@ def probe_accuracy(model: Any, tokenizer: PreTrainedTokenizerFast, probes: list[
 def masked_probe_accuracy(
     model: Any, tokenizer: PreTrainedTokenizerFast, probes: list[tuple[str, str]], object_ids: torch.Tensor
 ) -> float:
-    """Accuracy on task-form ``probes`` (all of one length) when no position but the last sees the context's
-    objects: how well the model answers without the label relay (see :func:`answers_only_mask`)."""
-    enc = tokenizer([p for p, _ in probes], return_tensors="pt")
-    ids = enc["input_ids"]
-    n, length = ids.shape
-    blocked = torch.isin(ids, object_ids)[:, None, :].expand(n, length, length).clone()
-    blocked[:, -1] = False
-    blocked[:, torch.arange(length), torch.arange(length)] = False
-    allowed = torch.ones(length, length, dtype=torch.bool).tril()[None] & ~blocked
-    mask = torch.zeros(n, 1, length, length).masked_fill(~allowed[:, None], torch.finfo(torch.float32).min)
-    answers = torch.tensor(tokenizer.convert_tokens_to_ids(["\u2581" + a for _, a in probes]))
+    """Accuracy on task-form ``probes`` (all of one length) under :func:`answers_only_mask`: no position but the
+    last sees the context's objects, so it measures how well the model answers without the label relay."""
+    # with its answer appended, a probe's last token is the one answering position the mask knows
+    enc = tokenizer([f"{p} {a}" for p, a in probes], return_tensors="pt")
+    mask = answers_only_mask(enc, [True] * len(probes), object_ids, tokenizer.convert_tokens_to_ids("."))
     with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask).logits
-    return (logits[:, -1].argmax(-1) == answers).float().mean().item()
+        logits = model(input_ids=enc["input_ids"], attention_mask=mask).logits
+    return (logits[:, -2].argmax(-1) == enc["input_ids"][:, -1]).float().mean().item()
 
 
 def _load_start(start: dict[str, Any]) -> Any:
