@@ -25,9 +25,10 @@ sys.path.insert(0, str(BASEDIR))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BASEDIR), os.environ.get("PYTHONPATH")) if p)
 os.environ.setdefault("PYTHONHASHSEED", "0")  # jobs iterate sets of strings in the same order on every run
 
-from entity_tracking.config import ConfigError, build_config, repo_path  # noqa: E402
+from entity_tracking.config import ConfigError, build_config, circuit_settings, repo_path  # noqa: E402
 from entity_tracking.dataset import SPLITS  # noqa: E402
-from entity_tracking.models import finetune_base_dir, model_inputs, spec_params  # noqa: E402
+from entity_tracking.job_config import RUNTIME_KEYS, pick  # noqa: E402
+from entity_tracking.model_specs import finetune_base_dir, loader_keys, model_inputs, spec_keys  # noqa: E402
 
 try:
     _resolved = build_config(dict(config), BASEDIR / "config")

@@ -20,10 +20,11 @@ import torch
 from tqdm import tqdm
 
 from entity_tracking.circuits import POSITION_OF
-from entity_tracking.dcm import BaseRuns, accuracy_with, encode_pairs, plan, result_path
+from entity_tracking.dcm import BaseRuns, accuracy_with, encode_pairs
 from entity_tracking.desiderata import build_examples
 from entity_tracking.interventions import ModelParts
 from entity_tracking.io import read_json, read_jsonl, sha256_file, write_csv, write_json
+from entity_tracking.layout import dcm_plan, dcm_result_path
 from entity_tracking.tokenization import encode_records
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def _stats(values: Sequence[float]) -> dict[str, Any]:
 
 def selected_heads(dcm_root: str | Path, circuit: str, group: str, desideratum: str) -> list[tuple[int, int]]:
     """The heads DCM selected for (circuit, group, desideratum)."""
-    result = read_json(result_path(dcm_root, circuit, group, desideratum))
+    result = read_json(dcm_result_path(dcm_root, circuit, group, desideratum))
     return [(layer, head) for layer, head in result["selected"]]
 
 
@@ -62,7 +63,7 @@ def run_activation_patching(
     base = encode_records(loaded.tokenizer, records, vocab)
     bs = settings["batch_size"]
     runs = BaseRuns(parts, base, bs, cfg["dcm"]["cache_clean_runs"])
-    jobs = plan(cfg)
+    jobs = dcm_plan(cfg)
     heads = {(c, g, d): selected_heads(dcm_root, c, g, d) for c in circuits for g, d in jobs}
     for (c, _, _), hs in heads.items():
         bad = [h for h in hs if h[0] >= parts.num_layers or h[1] >= parts.heads]

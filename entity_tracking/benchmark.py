@@ -239,7 +239,8 @@ Prepared = tuple[Callable[[], Any], str, dict[str, Any]]
 
 def _path_patching(task: Task, cfg: dict[str, Any], name: str, parts: Any, loaded: Any, vocab: Any) -> Prepared:
     from entity_tracking.circuits import top_heads
-    from entity_tracking.path_patching import circuit_settings, path_patching, prepare_data, stage_scores
+    from entity_tracking.config import circuit_settings
+    from entity_tracking.path_patching import path_patching, prepare_data, stage_scores
     from entity_tracking.selection import NO_GUARD
 
     settings = circuit_settings(cfg, name)["path_patching"]

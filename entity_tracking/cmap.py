@@ -53,6 +53,7 @@ from entity_tracking.circuits import GROUPS, POSITION_OF, Head, load_circuit
 from entity_tracking.evaluation import accuracy
 from entity_tracking.interventions import Edit, ModelParts, capture, chain, intervene, kv_head, patch, replace_where
 from entity_tracking.io import damaged_fix, read_json, read_jsonl, sha256_file, write_csv, write_json
+from entity_tracking.layout import circuit_name, dcm_desideratum
 from entity_tracking.models import load_for_study
 from entity_tracking.partial_forward import CleanRun, clean_run, equal_length_batches, patched_logits, run_suffix
 from entity_tracking.tokenization import Encoded, encode_records
@@ -300,24 +301,6 @@ def reset_logits(
 
 
 # ----------------------------------------------------------------------------------------- head sets
-
-
-def circuit_name(cfg: dict[str, Any], source: str, target: str) -> str:
-    """Whose circuit (and DCM results) give the head sets: ``cmap.circuit_of``."""
-    return source if cfg["cmap"]["circuit_of"] == "source" else target
-
-
-def dcm_desideratum(spec: str) -> str | None:
-    """A head-set spec is ``circuit`` (the circuit's group) or ``dcm:<desideratum>`` (the heads DCM selected)."""
-    return spec.partition(":")[2] if spec.startswith("dcm:") else None
-
-
-def head_set_files(cfg: dict[str, Any], source: str, target: str, results: str) -> tuple[str, dict[str, str]]:
-    """The circuit file and, per group whose heads come from DCM, the DCM result file it reads."""
-    name = circuit_name(cfg, source, target)
-    specs = {g: dcm_desideratum(spec) for g, spec in cfg["cmap"]["heads"].items()}
-    dcm = {g: f"{results}/dcm/{name}/{g}/{d}.json" for g, d in specs.items() if d}
-    return f"{results}/circuits/{name}/circuit.json", dcm
 
 
 def _pairs(value: Any) -> list[Head] | None:

@@ -18,6 +18,7 @@ profile, and a custom profile file outside ``config/profiles`` works as well.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +233,11 @@ def _leaf_errors(errors: list[Any]) -> list[Any]:
             seen.add(key)
             unique.append(error)
     return unique
+
+
+def circuit_settings(cfg: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """The ``circuit`` config section with model ``name``'s own overrides (``models.<name>.circuit``) on top,
+    read lazily (a job reads only the settings it uses)."""
+    from entity_tracking.job_config import Overlay
+
+    return Overlay(cfg["circuit"], cfg["models"][name].get("circuit") or {})

@@ -31,9 +31,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from entity_tracking.circuits import GROUPS, POSITION_OF, POSITIONS, Head
+from entity_tracking.circuits import POSITION_OF, POSITIONS, Head
 from entity_tracking.desiderata import REWRITTEN, source_prompt
 from entity_tracking.interventions import ModelParts, mix
+from entity_tracking.layout import dcm_plan, dcm_result_path
 from entity_tracking.partial_forward import CleanRun, SuffixEdits, clean_run, patched_logits, z_at
 from entity_tracking.stats import outcome_string
 from entity_tracking.tokenization import Encoded, Vocabulary, encode_prompts, encode_records
@@ -321,18 +322,6 @@ def run_group(
     }
 
 
-def plan(cfg: dict[str, Any]) -> list[tuple[str, str]]:
-    """Every (group, desideratum) DCM runs: the main desiderata on every group, the additional ones on theirs."""
-    settings = cfg["dcm"]
-    jobs = [(g, d) for g in GROUPS for d in settings["desiderata"]]
-    jobs += [(g, d) for g in settings["additional_groups"] for d in settings["additional_desiderata"]]
-    return jobs
-
-
-def result_path(root: str | Path, circuit: str, group: str, desideratum: str) -> Path:
-    return Path(root) / circuit / group / f"{desideratum}.json"
-
-
 def run_dcm(
     cfg: dict[str, Any],
     circuit_name: str,
@@ -356,7 +345,7 @@ def run_dcm(
     bases = {split: encode_records(loaded.tokenizer, recs, vocab) for split, recs in records.items()}
     # the base prompts are the split's records for every desideratum: one clean run each, shared
     runs = {split: BaseRuns(parts, bases[split], bs, settings["cache_clean_runs"]) for split in SPLITS}
-    jobs = plan(cfg)
+    jobs = dcm_plan(cfg)
     results = []
     for desideratum in dict.fromkeys(d for _, d in jobs):
         files = {split: Path(desiderata_dir) / desideratum / f"{split}.jsonl" for split in SPLITS}
@@ -390,6 +379,6 @@ def run_dcm(
                 "circuit_sha256": sha256_file(circuit_file),
                 "settings": {k: settings[k] for k in TRAINING_KEYS},
             }
-            write_json(result_path(out_root, circuit_name, group, desideratum), result)
+            write_json(dcm_result_path(out_root, circuit_name, group, desideratum), result)
             results.append(result)
     return results

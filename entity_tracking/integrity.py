@@ -11,7 +11,7 @@ shipped models, objects lists): they have no maker to compare with; the jobs rec
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,8 @@ def check_run(dag: Any, results_dir: str | Path) -> None:
     check_files(reads, results_dir, f"this run ({len(jobs)} jobs)")
 
 
-def check_job(job: Any) -> None:
-    """When a job starts (its script's ``snakemake`` object): check every generated file it reads."""
-    results_dir = Path("results") / job.config["profile"]
+def check_job(job: Any, config: Mapping[str, Any] | None = None) -> None:
+    """When a job starts (its script's ``snakemake`` object; ``config``, the run's config, when ``job.config``
+    is the job's view of it): check every generated file it reads."""
+    results_dir = Path("results") / (job.config if config is None else config)["profile"]
     check_files(list(job.input), results_dir, f"job {job_id(job.rule, dict(job.wildcards.items()))}")

@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -103,9 +103,16 @@ def damaged_fix(path: str | Path) -> str:
     )
 
 
+def plain(obj: Any) -> Any:
+    """JSON's fallback for mappings that are not dicts (a job's view of its settings): a dict of their items."""
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
 def dumps(obj: Any) -> str:
     """Canonical JSON text: fixed indentation, keys in insertion order, trailing newline."""
-    return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False, default=plain) + "\n"
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -124,7 +131,7 @@ def read_json(path: str | Path) -> Any:
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
     with atomic_write(path) as fh:
         for record in records:
-            fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+            fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=plain) + "\n")
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

@@ -147,10 +147,12 @@ def run_minimality(
     then pruned on the minimality split; the circuit file records each group's stage status."""
     from entity_tracking.ablation import Ablator, load_means
     from entity_tracking.circuits import keep_sets, save_circuit
+    from entity_tracking.config import circuit_settings
     from entity_tracking.interventions import ModelParts
     from entity_tracking.io import read_jsonl, sha256_file, write_json
+    from entity_tracking.job_config import materialize
     from entity_tracking.models import load_for_study
-    from entity_tracking.path_patching import circuit_settings, selection_settings
+    from entity_tracking.path_patching import selection_settings
     from entity_tracking.selection import assign_groups, chain_tests, load_stages, stage_status
     from entity_tracking.tokenization import encode_records
 
@@ -158,7 +160,7 @@ def run_minimality(
     metric = settings["path_patching"]["metric"]
     selection = selection_settings(settings)
     tests = chain_tests(*load_stages(scores_file, summary_file, metric, selection), selection)
-    cands = assign_groups(tests, settings["candidates"])
+    cands = assign_groups(tests, materialize(settings["candidates"]))  # the setting whole, every group's
     status = {g: dict(zip(("status", "reason"), stage_status(tests, g), strict=True)) for g in GROUPS}
     loaded, vocab = load_for_study(cfg, name)
     parts = ModelParts.of(loaded.model)

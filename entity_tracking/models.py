@@ -27,6 +27,8 @@ from entity_tracking.config import repo_path
 from entity_tracking.dataset import load_objects
 from entity_tracking.errors import ModelUnavailableError
 from entity_tracking.io import is_workflow_output, read_json, sha256_file, write_json
+from entity_tracking.job_config import materialize
+from entity_tracking.model_specs import effective_spec, loader_keys
 from entity_tracking.provenance import portable
 from entity_tracking.tokenization import Vocabulary, check_vocabulary, encode_records
 from entity_tracking.training import peft_quietly
@@ -347,82 +349,9 @@ def check_checkpoint(name: str, directory: Path) -> None:
             check_weights(name, directory, record["sha256"], record.get("weights", "model.safetensors"))
 
 
-def checkpoint_dir(cfg: dict[str, Any], name: str) -> Path:
-    """Where the DAG writes a checkpoint it makes: fine-tunes, retrained bases, converted GGUF models."""
-    kind = {"finetune": "finetuned", "gguf": "converted"}.get(cfg["models"][name]["source"], "pretrained")
-    return Path("results") / cfg["profile"] / "checkpoints" / kind / name
-
-
-def effective_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
-    """The spec actually loaded: fine-tunes, retrained bases and GGUF models point at the DAG's checkpoints
-    (a GGUF model is converted once, by rule ``convert_model``, into a plain checkpoint).
-
-    A LoRA fine-tune is its base's spec plus the adapter, merged at load.
-    """
-    spec = cfg["models"][name]
-    common = {"role": spec["role"], "dtype": spec.get("dtype", "float32")}
-    if spec["source"] == "gguf":
-        keep = {k: spec[k] for k in ("tokenizer", "adapter", "trust_remote_code") if k in spec}
-        return {"source": "local", "path": str(checkpoint_dir(cfg, name)), **common, **keep}
-    if spec["source"] == "finetune":
-        ckpt = str(checkpoint_dir(cfg, name))
-        if spec["finetune"]["method"] == "lora":
-            return {**effective_spec(cfg, spec["base_model"]), **common, "adapter": {"path": ckpt}}
-        return {"source": "local", "path": ckpt, **common}
-    if cfg.get("retrain_base") and spec.get("recipe"):
-        return {k: v for k, v in spec.items() if k != "sha256"} | {"path": str(checkpoint_dir(cfg, name))}
-    return spec
-
-
-SCHEDULING_KEYS = ("train_mem_mb",)  # how Snakemake schedules a model's jobs; no output depends on them
-
-
-def spec_params(cfg: dict[str, Any], name: str) -> dict[str, Any]:
-    """Model ``name``'s spec as a rule's ``params`` (its rerun trigger), without the scheduling hints:
-    changing how much memory a job reserves must not rerun the study."""
-    return {k: v for k, v in cfg["models"][name].items() if k not in SCHEDULING_KEYS}
-
-
-def trained_inputs(cfg: dict[str, Any], name: str) -> list[str]:
-    """The checkpoint directories the DAG must make before model ``name`` can be loaded."""
-    spec = cfg["models"][name]
-    if spec["source"] == "finetune":
-        base = trained_inputs(cfg, spec["base_model"]) if spec["finetune"]["method"] == "lora" else []
-        return [*base, str(checkpoint_dir(cfg, name))]
-    if spec["source"] == "gguf" or (cfg.get("retrain_base") and spec.get("recipe")):
-        return [str(checkpoint_dir(cfg, name))]
-    return []
-
-
-def model_inputs(cfg: dict[str, Any], name: str) -> list[str]:
-    """Every file that loading model ``name`` for the study reads and the workflow or the user provides:
-    the DAG's checkpoints, local model, adapter and tokenizer directories, and the objects file (a rule
-    that loads the model declares them as inputs, so a change reruns it and its record hashes them)."""
-    spec = effective_spec(cfg, name)
-    files = trained_inputs(cfg, name)
-    for ref in (spec if spec["source"] == "local" else {}, spec.get("adapter") or {}, spec.get("tokenizer") or {}):
-        if "path" in ref:
-            files.append(repo_path(ref["path"]))
-    if cfg["dataset"].get("objects_file"):
-        files.append(repo_path(cfg["dataset"]["objects_file"]))
-    return list(dict.fromkeys(files))
-
-
-def finetune_base_dir(cfg: dict[str, Any], name: str) -> str:
-    """The checkpoint directory a fine-tune starts from: its base model's local (or retrained) checkpoint."""
-    base = cfg["models"][name]["base_model"]
-    spec = effective_spec(cfg, base)
-    if spec["source"] != "local" or spec.get("adapter"):
-        raise ValueError(
-            f"model {name!r} fine-tunes {base!r}, which is not a plain local checkpoint (source {spec['source']!r}). "
-            "Fix: fine-tune from a local checkpoint or from a full (not LoRA) fine-tune."
-        )
-    return repo_path(spec["path"])
-
-
 def convert_model(cfg: dict[str, Any], name: str, out_dir: str | Path) -> dict[str, Any]:
     """Rule convert_model: load a GGUF model (or its fallback) once and save it as a plain checkpoint."""
-    spec = cfg["models"][name]
+    spec = {k: materialize(cfg["models"][name][k]) for k in loader_keys(cfg, name)}
     loaded = load_model(name, spec, device="cpu", cache_dir=cfg["model_cache"])
     out_dir = Path(out_dir)
     loaded.model.save_pretrained(out_dir)

@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from entity_tracking.config import circuit_settings
 from entity_tracking.interventions import ModelParts, capture, chain, intervene, kv_head, patch, replace_where
 from entity_tracking.partial_forward import CleanRun, clean_run, run_suffix, z_at
 from entity_tracking.selection import SETTINGS_KEYS, StageTest, ranked, stage_status, stage_test
@@ -396,13 +397,6 @@ def path_patching(
 
 
 DEFAULT_SELECTION: dict[str, Any] = {"alpha": 0.05, "correction": "holm", "min_effect": 0.005}
-
-
-def circuit_settings(cfg: dict[str, Any], name: str) -> dict[str, Any]:
-    """The ``circuit`` config section with model ``name``'s own overrides (``models.<name>.circuit``)."""
-    from entity_tracking.config import deep_merge
-
-    return deep_merge(cfg["circuit"], cfg["models"][name].get("circuit", {}))
 
 
 def selection_settings(settings: dict[str, Any]) -> dict[str, Any]:

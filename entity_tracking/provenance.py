@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from entity_tracking.io import atomic_write, is_workflow_output, sha256_file
+from entity_tracking.job_config import RUNTIME_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
 FORMAT = 1
@@ -193,10 +194,17 @@ def job_id(rule: str, wildcards: Mapping[str, str]) -> str:
     return rule + ("[" + ",".join(f"{k}={v}" for k, v in sorted(wildcards.items())) + "]" if wildcards else "")
 
 
-def job_record(job: Any, seed: int | None, threads: int | None) -> dict[str, Any]:
-    """The record of a finished Snakemake script job (``job`` is the script's ``snakemake`` object)."""
+def job_record(
+    job: Any,
+    seed: int | None,
+    threads: int | None,
+    config: Mapping[str, Any] | None = None,
+    read: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """The record of a finished Snakemake script job (``job`` is the script's ``snakemake`` object; ``config``
+    the run's config when ``job.config`` is a job's view of it, ``read`` the settings the job read)."""
     params = {k: v for k, v in job.params.items()}
-    config = portable(job.config)
+    config = portable(job.config if config is None else config)
     device = None
     if "torch" in sys.modules:  # only jobs that use torch have a device
         torch = sys.modules["torch"]
@@ -213,32 +221,50 @@ def job_record(job: Any, seed: int | None, threads: int | None) -> dict[str, Any
         "code": code_version(),
         "environment_sha256": sha256_json(environment()),
         "device": device,
+        **({"config_read": sorted(read)} if read is not None else {}),
     }
 
 
-def write_record(job: Any, seed: int | None = None, threads: int | None = None) -> Path:
+def write_record(
+    job: Any,
+    seed: int | None = None,
+    threads: int | None = None,
+    config: Mapping[str, Any] | None = None,
+    read: Iterable[str] | None = None,
+) -> Path:
     """Write the record of a finished job atomically; returns its path."""
-    path = record_path(Path("results") / job.config["profile"], job.rule, dict(job.wildcards.items()))
+    config = job.config if config is None else config
+    path = record_path(Path("results") / config["profile"], job.rule, dict(job.wildcards.items()))
     with atomic_write(path) as fh:
-        fh.write(canonical(job_record(job, seed, threads)))
+        fh.write(canonical(job_record(job, seed, threads, config, read)))
     return path
 
 
 @contextmanager
-def recorded(job: Any, seed: int | None = None, threads: int | None = None, record: bool = True) -> Iterator[None]:
+def recorded(
+    job: Any,
+    seed: int | None = None,
+    threads: int | None = None,
+    record: bool = True,
+    config: Mapping[str, Any] | None = None,
+    read: set[str] | None = None,
+) -> Iterator[None]:
     """Around the work of a rule script's job: check the generated files it reads (``integrity.check_job``),
     and, with ``record``, write its record when the block ends without an exception and every output exists.
-    When the block raises, no record is written and the exception propagates.
+    When the block raises, no record is written and the exception propagates. ``config`` is the run's
+    config when ``job.config`` is the job's view of it (``runtime.job_context``); ``read`` is the set the view
+    fills with the settings the job reads, listed in the record as ``config_read`` (runtime keys left out).
 
     A record is only a claim: the manifest rule checks every record against the files on disk, so
     a record left by a job that failed later (its outputs deleted by Snakemake) is never trusted.
     """
     from entity_tracking.integrity import check_job  # integrity imports this module
 
-    check_job(job)  # before anything is read: the generated inputs are what their jobs wrote
+    check_job(job, config)  # before anything is read: the generated inputs are what their jobs wrote
     yield
     if record and all(Path(p).exists() for p in job.output):
-        write_record(job, seed, threads)
+        settings = None if read is None else {k for k in read if k.split(".")[0] not in RUNTIME_KEYS}
+        write_record(job, seed, threads, config, settings)
 
 
 def read_records(results_dir: str | Path) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from entity_tracking.job_config import job_view, key_parts
 from entity_tracking.provenance import recorded
 
 
@@ -72,14 +73,29 @@ def configure(threads: int = 1, seed: int = 0, log_file: str | Path | None = Non
 
 
 @contextmanager
-def job_context(job: Any, seed: int = 0, record: bool = True) -> Iterator[logging.Logger]:
+def job_context(job: Any, seed: int | str = 0, record: bool = True) -> Iterator[logging.Logger]:
     """The set-up of a rule script's job (``job`` is its ``snakemake`` object); yields the logger.
 
-    ``configure`` with the rule's ``threads:``, ``seed`` and the job's log file; then the generated files
-    the job reads are checked against their jobs' records (``entity_tracking.integrity``) and, with
-    ``record``, the job is recorded for the hash manifest when the block ends without an exception
+    Inside the block ``job.config`` is the job's view of the config (``job_config.ConfigView``): the settings
+    its rule's params carry (``params: config=pick(config, ...)``) and the runtime keys. Reading any other
+    setting is refused, naming the rule and the key, and each setting read is recorded. ``seed`` is a number
+    or the dotted key of the setting that holds it (read through the view). Then ``configure`` with the rule's
+    ``threads:``, the seed and the job's log file; the generated files the job reads are checked against
+    their jobs' records (``entity_tracking.integrity``) and, with ``record``, the job is recorded for the
+    hash manifest, with the settings it read, when the block ends without an exception
     (``entity_tracking.provenance.recorded``).
     """
+    full = job.config
+    view = job_view(dict(job.params.items()).get("config"), full, job.rule)
+    if isinstance(seed, str):
+        node: Any = view
+        for part in key_parts(full, seed)[0]:  # a model's name may hold dots
+            node = node[part]
+        seed = int(node)
     log = configure(job.threads, seed, job.log[0])
-    with recorded(job, seed, job.threads, record):
-        yield log
+    job.config = view
+    try:
+        with recorded(job, seed, job.threads, record, config=full, read=view.read):
+            yield log
+    finally:
+        job.config = full

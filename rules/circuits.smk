@@ -11,16 +11,16 @@ def split_file(split):
 
 
 def circuit_settings_of(model):
-    from entity_tracking.path_patching import circuit_settings
-
     return circuit_settings(config, model)
 
 
-def selection_of(model):
-    """The noise guard's settings of a model (without the bootstrap's)."""
-    from entity_tracking.path_patching import selection_settings
+def circuit_keys(model, *keys):
+    """The dotted keys of a model's circuit settings: ``circuit.<key>``, and its own override
+    ``models.<model>.circuit.<key>`` when it has one (``entity_tracking.config.circuit_settings``)."""
+    return [k for key in keys for k in (f"circuit.{key}", f"models.{model}.circuit.{key}?")]
 
-    return selection_settings(circuit_settings_of(model))
+
+SELECTION = [f"selection.{k}" for k in ("alpha", "correction", "min_effect")]  # the noise guard
 
 
 rule path_patching:
@@ -33,8 +33,12 @@ rule path_patching:
         scores=f"{RESULTS}/circuits/{{model}}/path_patching.safetensors",
         summary=f"{RESULTS}/circuits/{{model}}/path_patching.json",
     params:
-        settings=lambda wc: circuit_settings_of(wc.model)["path_patching"],
-        selection=lambda wc: selection_of(wc.model),
+        config=lambda wc: pick(
+            config,
+            "dataset.seed",
+            *circuit_keys(wc.model, "path_patching", *SELECTION),  # its summary records every setting
+            models=[wc.model],
+        ),
     threads: config["threads"]
     resources:
         gpu=GPU,
@@ -55,7 +59,7 @@ rule mean_reference:
     output:
         f"{RESULTS}/means/{{model}}.safetensors",
     params:
-        seed=config["circuit"]["mean_seed"],
+        config=lambda wc: pick(config, "circuit.mean_seed", "circuit.evaluation.batch_size", models=[wc.model]),
     threads: config["threads"]
     resources:
         gpu=GPU,
@@ -80,8 +84,20 @@ rule minimality:
         circuit=f"{RESULTS}/circuits/{{model}}/circuit.json",
         report=f"{RESULTS}/circuits/{{model}}/minimality.json",
     params:
-        settings=lambda wc: {k: circuit_settings_of(wc.model)[k] for k in ("candidates", "minimality")},
-        selection=lambda wc: selection_of(wc.model),
+        config=lambda wc: pick(
+            config,
+            "dataset.seed",
+            "circuit.evaluation.batch_size",
+            "circuit.evaluation.keep_runs",
+            *circuit_keys(
+                wc.model,
+                "path_patching.metric",
+                "candidates",
+                "minimality",  # the circuit file records every setting
+                *SELECTION,
+            ),
+            models=[wc.model],
+        ),
     threads: config["threads"]
     resources:
         gpu=GPU,
@@ -104,9 +120,7 @@ rule bootstrap:
         csv=f"{RESULTS}/circuits/{{model}}/bootstrap.csv",
         json=f"{RESULTS}/circuits/{{model}}/bootstrap.json",
     params:
-        candidates=lambda wc: circuit_settings_of(wc.model)["candidates"],
-        metric=lambda wc: circuit_settings_of(wc.model)["path_patching"]["metric"],
-        selection=lambda wc: circuit_settings_of(wc.model)["selection"],
+        config=lambda wc: pick(config, *circuit_keys(wc.model, "path_patching.metric", "candidates", "selection")),
     benchmark:
         bench("bootstrap", "model")
     log:
@@ -144,7 +158,11 @@ rule faithfulness:
     wildcard_constraints:
         circuit="|".join(re.escape(c) for c in CIRCUITS),
     params:
-        settings=config["circuit"]["evaluation"],
+        config=lambda wc: pick(
+            config,
+            *(f"circuit.evaluation.{k}" for k in ("batch_size", "keep_runs", "seed", "random_draws")),
+            models=[wc.model],
+        ),
     threads: config["threads"]
     resources:
         gpu=GPU,
@@ -166,7 +184,11 @@ rule completeness:
     output:
         f"{RESULTS}/completeness/{{model}}.json",
     params:
-        settings=config["circuit"]["evaluation"],
+        config=lambda wc: pick(
+            config,
+            *(f"circuit.evaluation.{k}" for k in ("batch_size", "keep_runs", "seed", "completeness_draws")),
+            models=[wc.model],
+        ),
     threads: config["threads"]
     resources:
         gpu=GPU,

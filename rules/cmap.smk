@@ -2,7 +2,7 @@
 # (paper §8) per model, with their tables.
 
 from entity_tracking.config import cmap_pairs, knockout_models
-from entity_tracking.cmap import head_set_files
+from entity_tracking.layout import head_set_files
 
 CMAP_PAIRS = {f"{s}__{t}": (s, t) for s, t in cmap_pairs(config)}
 KNOCKOUT_MODELS = knockout_models(config)
@@ -30,7 +30,14 @@ rule cmap:
         source=lambda wc: CMAP_PAIRS[wc.pair][0],
         target=lambda wc: CMAP_PAIRS[wc.pair][1],
         dcm=lambda wc: cmap_head_set_files(wc.pair)[1],
-        settings=config["cmap"],
+        config=lambda wc: pick(
+            config,
+            "dataset.seed",
+            "evaluation.confidence",
+            *(f"cmap.{k}" for k in ("batch_size", "circuit_of", "heads", "input_groups", "input_variants")),
+            "cmap.input_mode",
+            models=CMAP_PAIRS[wc.pair],
+        ),
     threads: config["threads"]
     resources:
         gpu=GPU,
@@ -51,7 +58,12 @@ rule knockout:
     output:
         f"{RESULTS}/knockout/{{model}}.json",
     params:
-        settings=config["knockout"],
+        config=lambda wc: pick(
+            config,
+            "evaluation.confidence",
+            *(f"knockout.{k}" for k in ("batch_size", "seed", "conditions")),
+            models=[wc.model],
+        ),
     threads: config["threads"]
     resources:
         gpu=GPU,

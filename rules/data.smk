@@ -6,7 +6,7 @@ rule dataset:
         splits=expand(f"{RESULTS}/data/{{split}}.jsonl", split=SPLITS),
         manifest=f"{RESULTS}/data/manifest.json",
     params:
-        dataset=config["dataset"],
+        config=pick(config, "dataset"),
     threads: config["threads"]
     benchmark:
         bench("dataset")

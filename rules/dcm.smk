@@ -1,11 +1,11 @@
 # DCM and activation patching (paper §6): which heads of each group carry position, object value
 # or box-label value, learned on each circuit's own model, then patched into every model.
 
-from entity_tracking.dcm import plan as dcm_plan
+from entity_tracking.layout import dcm_desiderata, dcm_plan
 
 DCM_SPLITS = ["dcm_train", "dcm_val", "dcm_test"]
 DCM_JOBS = dcm_plan(config)
-DESIDERATA = list(dict.fromkeys(d for _, d in DCM_JOBS))
+DESIDERATA = dcm_desiderata(config)
 # circuits DCM runs on, with the model each was found in: every model's own, and external ones that say
 DCM_CIRCUITS = {m: m for m in MODELS} | {c: e["found_in"] for c, e in EXTERNAL.items() if e.get("found_in")}
 AP_SPLIT = config["activation_patching"]["split"]
@@ -24,8 +24,7 @@ rule desiderata:
         manifest=f"{RESULTS}/desiderata/manifest.json",
         files=expand(f"{RESULTS}/desiderata/{{d}}/{{split}}.jsonl", d=DESIDERATA, split=DCM_SPLITS),
     params:
-        desiderata=DESIDERATA,
-        seed=config["dcm"]["seed"],
+        config=pick(config, "dcm.seed", "dcm.desiderata", "dcm.additional_groups", "dcm.additional_desiderata"),
     threads: config["threads"]
     benchmark:
         bench("desiderata")
@@ -48,7 +47,9 @@ rule dcm:
         circuit="|".join(re.escape(c) for c in DCM_CIRCUITS),
     params:
         model=lambda wc: DCM_CIRCUITS[wc.circuit],
-        settings=config["dcm"],
+        desiderata_dir=f"{RESULTS}/desiderata",  # <desideratum>/<split>.jsonl: the inputs above
+        dcm_dir=f"{RESULTS}/dcm",  # <circuit>/<group>/<desideratum>.json: the outputs above
+        config=lambda wc: pick(config, "dcm", models=[DCM_CIRCUITS[wc.circuit]]),
     threads: config["threads"]
     resources:
         gpu=GPU,
@@ -70,7 +71,13 @@ rule activation_patching:
         f"{RESULTS}/activation_patching/{{model}}.json",
     params:
         circuits=lambda wc: ap_circuits(wc.model),
-        settings=config["activation_patching"],
+        dcm_dir=f"{RESULTS}/dcm",  # <circuit>/<group>/<desideratum>.json: the dcm inputs above
+        config=lambda wc: pick(
+            config,
+            *(f"activation_patching.{k}" for k in ("seed", "batch_size", "repeats")),
+            *(f"dcm.{k}" for k in ("cache_clean_runs", "desiderata", "additional_groups", "additional_desiderata")),
+            models=[wc.model],
+        ),
     threads: config["threads"]
     resources:
         gpu=GPU,

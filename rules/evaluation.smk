@@ -8,8 +8,15 @@ rule evaluate:
         json=f"{RESULTS}/eval/{{model}}.json",
         csv=f"{RESULTS}/eval/{{model}}_predictions.csv",
     params:
-        spec=lambda wc: spec_params(config, wc.model),
-        settings=config["evaluation"],
+        config=lambda wc: pick(
+            config,
+            "dataset.seed",
+            "evaluation.batch_size",
+            "evaluation.confidence",
+            f"models.{wc.model}.label?",
+            f"models.{wc.model}.role",
+            models=[wc.model],
+        ),
     threads: config["threads"]
     resources:
         gpu=GPU,

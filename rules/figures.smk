@@ -1,15 +1,24 @@
 # Figures: one rule per figure, generated from FIGURES. Each entry names a plot function
-# of entity_tracking.figures.PLOTS, its inputs (result files only) and keyword arguments; its
-# caption is report/captions/<name>.rst. A figure per model gives `wildcards` and a {model} file.
-# To add a figure: a plot function, one entry here, one caption file.
+# of entity_tracking.figures.PLOTS, its inputs (result files only), the config keys it draws on
+# (`reads`) and its keyword arguments, made from those keys alone (`params(wildcards, cfg)`, cfg
+# holding just them); its caption is report/captions/<name>.rst. A figure per model gives
+# `wildcards` and a {model} file. To add a figure: a plot function, one entry here, one caption file.
 
 FIGURES_DIR = f"figures/{PROFILE}"
-LABELS = {m: spec.get("label", m) for m, spec in config["models"].items()}
 FINETUNED = [m for m, spec in config["models"].items() if spec["role"] == "finetuned" and spec.get("base_model")]
 
 
 def base_of(model):
     return config["models"][model]["base_model"]
+
+
+def label_keys(*models):
+    """The config keys of the models' labels (a model without one is labelled by its name)."""
+    return [f"models.{m}.label?" for m in models if m in config["models"]]
+
+
+def labels(cfg, models):
+    return {m: cfg.get("models", {}).get(m, {}).get("label", m) for m in models}
 
 
 def circuit_files(model, prefix):
@@ -43,28 +52,36 @@ FIGURES = [
     {
         "name": "accuracy",
         "input": lambda wc: {"accuracy": f"{RESULTS}/accuracy.csv"},
-        "params": lambda wc: {"chance": 1 / config["dataset"]["num_boxes"], "paper": paper_values("accuracy")},
+        "reads": lambda wc: ["dataset.num_boxes"],
+        "params": lambda wc, cfg: {"chance": 1 / cfg["dataset"]["num_boxes"], "paper": paper_values("accuracy")},
     },
     {
         "name": "causal_impact",
         "file": "causal_impact_{model}",
         "wildcards": {"model": FINETUNED},
         "input": lambda wc: {**circuit_files(wc.model, "ft"), **circuit_files(base_of(wc.model), "base")},
-        "params": lambda wc: {
-            "ft_label": LABELS[wc.model],
-            "base_label": LABELS[base_of(wc.model)],
-            "metric": config["circuit"]["path_patching"]["metric"],
+        "reads": lambda wc: [
+            f"models.{wc.model}.base_model",
+            *label_keys(wc.model, base_of(wc.model)),
+            "circuit.path_patching.metric",
+        ],
+        "params": lambda wc, cfg: {
+            "ft_label": labels(cfg, [wc.model])[wc.model],
+            "base_label": labels(cfg, [base_of(wc.model)])[base_of(wc.model)],
+            "metric": cfg["circuit"]["path_patching"]["metric"],
         },
     },
     {
         "name": "completeness",
         "input": lambda wc: {"completeness": [f"{RESULTS}/completeness/{m}.json" for m in MODELS]},
-        "params": lambda wc: {"labels": LABELS},
+        "reads": lambda wc: label_keys(*MODELS),
+        "params": lambda wc, cfg: {"labels": labels(cfg, MODELS)},
     },
     {
         "name": "faithfulness",
         "input": lambda wc: {"faithfulness": f"{RESULTS}/faithfulness.csv"},
-        "params": lambda wc: {"circuits": CIRCUITS, "models": MODELS, "labels": LABELS},
+        "reads": lambda wc: label_keys(*MODELS),
+        "params": lambda wc, cfg: {"circuits": CIRCUITS, "models": MODELS, "labels": labels(cfg, MODELS)},
     },
     {
         "name": "circuit_diagram",
@@ -75,16 +92,18 @@ FIGURES = [
             "path_patching": f"{RESULTS}/circuits/{wc.model}/path_patching.json",
             "bootstrap": f"{RESULTS}/circuits/{wc.model}/bootstrap.csv",
         },
-        "params": lambda wc: {"label": LABELS[wc.model]},
+        "reads": lambda wc: label_keys(wc.model),
+        "params": lambda wc, cfg: {"label": labels(cfg, [wc.model])[wc.model]},
     },
     {
         "name": "dcm",
         "file": "dcm_{circuit}",
         "wildcards": {"circuit": list(DCM_CIRCUITS)},
         "input": lambda wc: {"dcm": f"{RESULTS}/dcm.csv"},
-        "params": lambda wc: {
+        "reads": lambda wc: label_keys(wc.circuit),
+        "params": lambda wc, cfg: {
             "circuit": wc.circuit,
-            "label": LABELS.get(wc.circuit, wc.circuit),
+            "label": labels(cfg, [wc.circuit])[wc.circuit],
             "paper": paper_values("dcm", wc.circuit),
         },
     },
@@ -93,14 +112,16 @@ FIGURES = [
         "file": "activation_patching_{circuit}",
         "wildcards": {"circuit": AP_CIRCUITS},
         "input": lambda wc: {"activation_patching": f"{RESULTS}/activation_patching.csv"},
-        "params": lambda wc: {"circuit": wc.circuit, "models": MODELS, "labels": LABELS},
+        "reads": lambda wc: label_keys(*MODELS),
+        "params": lambda wc, cfg: {"circuit": wc.circuit, "models": MODELS, "labels": labels(cfg, MODELS)},
     },
     *(
         [
             {
                 "name": "cmap",
                 "input": lambda wc: {"cmap": f"{RESULTS}/cmap.csv"},
-                "params": lambda wc: {"labels": LABELS, "paper": paper_values("cmap")},
+                "reads": lambda wc: label_keys(*MODELS),
+                "params": lambda wc, cfg: {"labels": labels(cfg, MODELS), "paper": paper_values("cmap")},
             }
         ]
         if CMAP_PAIRS
@@ -111,9 +132,21 @@ FIGURES = [
         "file": "knockout_{model}",
         "wildcards": {"model": KNOCKOUT_MODELS},
         "input": lambda wc: {"knockout": f"{RESULTS}/knockout/{wc.model}.json"},
-        "params": lambda wc: {"label": LABELS[wc.model], "paper": paper_values("knockout", wc.model)},
+        "reads": lambda wc: label_keys(wc.model),
+        "params": lambda wc, cfg: {
+            "label": labels(cfg, [wc.model])[wc.model],
+            "paper": paper_values("knockout", wc.model),
+        },
     },
 ]
+
+
+def figure_params(fig):
+    """A figure rule's params: the config keys it reads, and its keyword arguments made from them alone."""
+    return {
+        "config": lambda wc: pick(config, *fig["reads"](wc)),
+        "kwargs": lambda wc: fig["params"](wc, pick(config, *fig["reads"](wc))),
+    }
 
 
 for fig in FIGURES:
@@ -135,7 +168,7 @@ for fig in FIGURES:
             **{k: "|".join(re.escape(v) for v in values) or "^$" for k, values in fig.get("wildcards", {}).items()},
         params:
             name=fig["name"],
-            kwargs=fig["params"],
+            **figure_params(fig),
         benchmark:
             bench(f"figure_{fig['name']}", *fig.get("wildcards", {}))
         log:

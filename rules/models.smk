@@ -3,7 +3,7 @@ rule convert_model:
     output:
         directory(f"{RESULTS}/checkpoints/converted/{{model}}"),
     params:
-        spec=lambda wc: spec_params(config, wc.model),
+        config=lambda wc: pick(config, *(f"models.{wc.model}.{k}" for k in loader_keys(config, wc.model))),
     threads: config["threads"]
     benchmark:
         bench("convert_model", "model")
@@ -21,7 +21,12 @@ rule model_card:
     output:
         f"{RESULTS}/models/{{model}}.json",
     params:
-        spec=lambda wc: spec_params(config, wc.model),
+        config=lambda wc: pick(
+            config,
+            "dataset.seed",
+            *(f"models.{wc.model}.{k}" for k in ("label?", "role", "base_model?")),
+            models=[wc.model],
+        ),
     threads: config["threads"]
     resources:
         gpu=GPU,

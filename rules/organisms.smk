@@ -24,7 +24,12 @@ rule finetune:
     output:
         directory(f"{RESULTS}/checkpoints/finetuned/{{model}}"),
     params:
-        settings=lambda wc: config["models"][wc.model]["finetune"],
+        config=lambda wc: pick(
+            config,
+            f"models.{wc.model}.base_model",
+            f"models.{wc.model}.finetune",
+            *spec_keys(config, config["models"][wc.model]["base_model"]),
+        ),
     threads: config["threads"]
     resources:
         mem_mb=lambda wc: config["models"][wc.model].get("train_mem_mb", 1000),

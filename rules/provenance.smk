@@ -16,6 +16,7 @@ rule manifest:
         provenance=f"{RESULTS}/provenance.json",
     params:
         targets=FINAL_TARGETS,
+        config=pick(config, *(k for k in config if k not in RUNTIME_KEYS)),  # recorded in the manifest
     benchmark:
         bench("manifest")
     log:

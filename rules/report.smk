@@ -16,6 +16,17 @@ CLAIM_INPUTS = {
     "knockout": expand(f"{RESULTS}/knockout/{{model}}.json", model=KNOCKOUT_MODELS),
 }
 
+# What the claims read from the config: the profile, the chance level, the models' names and pairings,
+# and which circuits, CMAP pairs and knockout models there are.
+CLAIM_KEYS = [
+    "profile",
+    "dataset.num_boxes",
+    "circuit.external",
+    "cmap.pairs",
+    "knockout.models",
+    *(f"models.{m}.{k}" for m in MODELS for k in ("label?", "role", "base_model?")),
+]
+
 
 rule claims:
     """The claims report as markdown, JSON and HTML (the HTML goes into the Snakemake report)."""
@@ -27,6 +38,7 @@ rule claims:
         html=report(f"{RESULTS}/claims.html", caption="../report/captions/claims.rst", category="Claims"),
     params:
         root=RESULTS,
+        config=pick(config, *CLAIM_KEYS),
     benchmark:
         bench("claims")
     log:
@@ -45,6 +57,7 @@ rule benchmark_summary:
         html=report(f"{LOGS}/benchmarks.html", caption="../report/captions/benchmarks.rst", category="Benchmarks"),
     params:
         root=BENCH,
+        config=pick(config, "profile"),
     benchmark:
         bench("benchmark_summary")
     log:

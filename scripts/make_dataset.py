@@ -4,6 +4,6 @@ from entity_tracking.dataset import write_dataset
 from entity_tracking.runtime import job_context
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-with job_context(sm, seed=sm.config["dataset"]["seed"]) as log:
-    manifest = write_dataset(sm.params.dataset, out_dir=sm.output.manifest.rsplit("/", 1)[0])
+with job_context(sm, seed="dataset.seed") as log:
+    manifest = write_dataset(sm.config["dataset"], out_dir=sm.output.manifest.rsplit("/", 1)[0])
     log.info("wrote %s", {k: v["records"] for k, v in manifest["splits"].items()})

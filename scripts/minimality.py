@@ -4,7 +4,7 @@ from entity_tracking.minimality import run_minimality
 from entity_tracking.runtime import job_context
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-with job_context(sm, seed=sm.config["dataset"]["seed"]):
+with job_context(sm, seed="dataset.seed"):
     run_minimality(
         sm.config,
         sm.wildcards.model,

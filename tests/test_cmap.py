@@ -18,7 +18,6 @@ from entity_tracking.cmap import (
     capture_source,
     check_pair,
     cmap_logits,
-    head_set_files,
     input_patches,
     needed_slots,
     output_patches,
@@ -32,6 +31,7 @@ from entity_tracking.cmap import (
 from entity_tracking.config import ConfigError, build_config, cmap_pairs
 from entity_tracking.interventions import ModelParts, capture, intervene, kv_head, patch
 from entity_tracking.io import read_json, write_json, write_jsonl
+from entity_tracking.layout import head_set_files
 from entity_tracking.partial_forward import clean_run
 from entity_tracking.tokenization import check_vocabulary, encode_records
 from entity_tracking.toy import build_model

@@ -4,6 +4,8 @@ import csv
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,19 @@ PAPER = REPO / "config" / "profiles" / "paper.yaml"
 
 def _run(args, cwd, timeout=1200):
     return snakemake(args, cwd, REPO / "Snakefile", timeout)
+
+
+def test_planning_the_dag_imports_no_torch():
+    """The package modules that the Snakefile and the rule files import are torch-free, so that planning
+    (``snakemake -n``, and the start of every run) does not load torch."""
+    sources = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
+    modules = sorted(
+        {m for f in sources for m in re.findall(r"^\s*from (entity_tracking[\w.]*) import", f.read_text(), re.M)}
+    )
+    assert "entity_tracking.layout" in modules and "entity_tracking.model_specs" in modules
+    code = f"import sys; import {', '.join(modules)}; print('torch' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "False", (modules, res.stderr[-2000:])
 
 
 def test_paper_profile_plans_offline(tmp_path):

@@ -109,8 +109,7 @@ def original_floor(r: Results, value: float, desideratum: str, model: str) -> fl
     often as its task accuracy a: ``(1 - 1/B) * ours + a / B``. Other desiderata are unchanged."""
     if desideratum != "positional":
         return value
-    boxes = int(r.config.get("dataset", {}).get("num_boxes", 7))
-    return (1 - 1 / boxes) * value + r.accuracy(model)["accuracy"] / boxes
+    return (1 - 1 / r.boxes) * value + r.accuracy(model)["accuracy"] / r.boxes
 
 
 def _dcm_llama(r: Results, key: str) -> dict[str, Any]:

@@ -65,6 +65,7 @@ class Results:
         self.root = Path(root)
         self.config = config
         self.models: list[str] = list(config["models"])
+        self.boxes = int((config.get("dataset") or {}).get("num_boxes", 7))  # boxes per context: chance is 1/boxes
 
     def path(self, rel: str) -> Path:
         path = self.root / rel

@@ -1,0 +1,99 @@
+"""Model specs as the workflow plans them: where the DAG puts the checkpoints it makes, the spec a model is
+loaded from, the files loading reads, and the settings loading reads (a job's params carry them).
+Torch-free: the Snakefile imports it to plan the DAG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from entity_tracking.config import repo_path
+from entity_tracking.job_config import ConfigView, materialize
+
+# Keys of a model spec that say what the model is in the study or how the DAG makes it, not how to load it.
+NOT_LOADING = ("label", "role", "base_model", "finetune", "recipe", "train_mem_mb", "circuit")
+
+
+def checkpoint_dir(cfg: dict[str, Any], name: str) -> Path:
+    """Where the DAG writes a checkpoint it makes: fine-tunes, retrained bases, converted GGUF models."""
+    kind = {"finetune": "finetuned", "gguf": "converted"}.get(cfg["models"][name]["source"], "pretrained")
+    return Path("results") / cfg["profile"] / "checkpoints" / kind / name
+
+
+def effective_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    """The spec actually loaded: fine-tunes, retrained bases and GGUF models point at the DAG's checkpoints
+    (a GGUF model is converted once, by rule ``convert_model``, into a plain checkpoint).
+
+    A LoRA fine-tune is its base's spec plus the adapter, merged at load.
+    """
+    spec = cfg["models"][name]
+    common = {"dtype": spec.get("dtype", "float32")}
+    if spec["source"] == "gguf":
+        keep = {k: materialize(spec[k]) for k in ("tokenizer", "adapter", "trust_remote_code") if k in spec}
+        return {"source": "local", "path": str(checkpoint_dir(cfg, name)), **common, **keep}
+    if spec["source"] == "finetune":
+        ckpt = str(checkpoint_dir(cfg, name))
+        if spec["finetune"]["method"] == "lora":
+            return {**effective_spec(cfg, spec["base_model"]), **common, "adapter": {"path": ckpt}}
+        return {"source": "local", "path": ckpt, **common}
+    loading = {k: materialize(spec[k]) for k in loader_keys(cfg, name)}  # reads only what loading uses
+    if "recipe" in spec and cfg["retrain_base"]:
+        return {k: v for k, v in loading.items() if k != "sha256"} | {"path": str(checkpoint_dir(cfg, name))}
+    return loading
+
+
+def trained_inputs(cfg: dict[str, Any], name: str) -> list[str]:
+    """The checkpoint directories the DAG must make before model ``name`` can be loaded."""
+    spec = cfg["models"][name]
+    if spec["source"] == "finetune":
+        base = trained_inputs(cfg, spec["base_model"]) if spec["finetune"]["method"] == "lora" else []
+        return [*base, str(checkpoint_dir(cfg, name))]
+    if spec["source"] == "gguf" or (cfg.get("retrain_base") and spec.get("recipe")):
+        return [str(checkpoint_dir(cfg, name))]
+    return []
+
+
+def model_inputs(cfg: dict[str, Any], name: str) -> list[str]:
+    """Every file that loading model ``name`` for the study reads and the workflow or the user provides:
+    the DAG's checkpoints, local model, adapter and tokenizer directories, and the objects file (a rule
+    that loads the model declares them as inputs, so a change reruns it and its record hashes them)."""
+    spec = effective_spec(cfg, name)
+    files = trained_inputs(cfg, name)
+    for ref in (spec if spec["source"] == "local" else {}, spec.get("adapter") or {}, spec.get("tokenizer") or {}):
+        if "path" in ref:
+            files.append(repo_path(ref["path"]))
+    if cfg["dataset"].get("objects_file"):
+        files.append(repo_path(cfg["dataset"]["objects_file"]))
+    return list(dict.fromkeys(files))
+
+
+def finetune_base_dir(cfg: dict[str, Any], name: str) -> str:
+    """The checkpoint directory a fine-tune starts from: its base model's local (or retrained) checkpoint."""
+    base = cfg["models"][name]["base_model"]
+    spec = effective_spec(cfg, base)
+    if spec["source"] != "local" or spec.get("adapter"):
+        raise ValueError(
+            f"model {name!r} fine-tunes {base!r}, which is not a plain local checkpoint (source {spec['source']!r}). "
+            "Fix: fine-tune from a local checkpoint or from a full (not LoRA) fine-tune."
+        )
+    return repo_path(spec["path"])
+
+
+def loader_keys(cfg: dict[str, Any], name: str) -> list[str]:
+    """The keys of model ``name``'s own spec that loading it from that spec reads (all but ``NOT_LOADING``)."""
+    return [k for k in cfg["models"][name] if k not in NOT_LOADING]
+
+
+def spec_keys(cfg: dict[str, Any], name: str) -> list[str]:
+    """The settings that :func:`effective_spec` reads for model ``name``, found by running it on a recording
+    view of ``cfg``: a job that calls it declares them (``job_config.pick``)."""
+    view = ConfigView(cfg, cfg, "planning")
+    effective_spec(view, name)
+    return sorted(view.read)
+
+
+def loading_keys(cfg: dict[str, Any], name: str) -> list[str]:
+    """The settings that loading model ``name`` for the study reads (``models.load_for_study``): its effective
+    spec's and the objects file."""
+    return [*spec_keys(cfg, name), "dataset.objects_file"]
