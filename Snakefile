@@ -5,8 +5,9 @@
     snakemake --report results/<profile>/report.html               # figures, claims, run times, benchmarks
     snakemake --cores 1 verify                                     # the results equal the manifests
 
-Rules live in rules/*.smk; each calls a thin script in scripts/, which calls the package
-entity_tracking. Outputs go to results/<profile>/ and figures/<profile>/, logs to logs/<profile>/.
+Rules live in rules/*.smk (the lists and helpers they share in rules/common.smk); each calls a thin
+script in scripts/, which calls the package entity_tracking. Outputs go to results/<profile>/ and
+figures/<profile>/, logs to logs/<profile>/.
 """
 
 import os
@@ -25,10 +26,8 @@ sys.path.insert(0, str(BASEDIR))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BASEDIR), os.environ.get("PYTHONPATH")) if p)
 os.environ.setdefault("PYTHONHASHSEED", "0")  # jobs iterate sets of strings in the same order on every run
 
-from entity_tracking.config import ConfigError, build_config, circuit_settings, repo_path  # noqa: E402
+from entity_tracking.config import ConfigError, build_config  # noqa: E402
 from entity_tracking.dataset import SPLITS  # noqa: E402
-from entity_tracking.job_config import RUNTIME_KEYS, pick  # noqa: E402
-from entity_tracking.model_specs import finetune_base_dir, loader_keys, model_inputs, spec_keys  # noqa: E402
 
 try:
     _resolved = build_config(dict(config), BASEDIR / "config")
@@ -37,33 +36,9 @@ except ConfigError as err:
 config.clear()
 config.update(_resolved)
 
-PROFILE = config["profile"]
-MODELS = list(config["models"])
-RESULTS = f"results/{PROFILE}"
-LOGS = f"logs/{PROFILE}"
-BENCH = f"{LOGS}/benchmarks"  # timings vary from run to run: kept out of results/ and so out of the manifest
 
-
-def bench(rule_name, *wildcards):
-    """The benchmark file of a job: ``logs/<profile>/benchmarks/<rule>.tsv``, or ``<rule>/{w1}/{w2}.tsv``."""
-    if not wildcards:
-        return f"{BENCH}/{rule_name}.tsv"
-    return f"{BENCH}/{rule_name}/" + "/".join(f"{{{w}}}" for w in wildcards) + ".tsv"
-
-
-def uses_gpu() -> int:
-    """The `gpu` resource of the jobs that load a model: 1 when they run on a GPU, else 0. A Snakemake profile
-    caps it (profiles/default, profiles/gpu-local: one model on the GPU at a time); the SLURM executor turns it
-    into `--gpus=1`. `device: cuda` asks for a GPU even where the DAG is planned without one (a cluster's login
-    node); `auto` asks when the planning machine has one."""
-    if config["device"] in ("cpu", "cuda"):
-        return int(config["device"] == "cuda")
-    import torch
-
-    return int(torch.cuda.is_available())
-
-
-GPU = uses_gpu()
+# The profile's lists and helpers (PROFILE, MODELS, RESULTS, bench, ...); the other rule files define rules only.
+include: "rules/common.smk"
 
 
 wildcard_constraints:

@@ -1,28 +1,6 @@
 # Circuit discovery and evaluation (paper §4-5): path patching -> candidates -> minimality ->
 # faithfulness of every circuit on every model, completeness of each model's own circuit, overlap.
 
-EXTERNAL = config["circuit"]["external"]
-CIRCUITS = MODELS + list(EXTERNAL)
-PAIRS = [(c, m) for c in CIRCUITS for m in (EXTERNAL[c].get("models", MODELS) if c in EXTERNAL else MODELS)]
-
-
-def split_file(split):
-    return f"{RESULTS}/data/{split}.jsonl"
-
-
-def circuit_settings_of(model):
-    return circuit_settings(config, model)
-
-
-def circuit_keys(model, *keys):
-    """The dotted keys of a model's circuit settings: ``circuit.<key>``, and its own override
-    ``models.<model>.circuit.<key>`` when it has one (``entity_tracking.config.circuit_settings``)."""
-    return [k for key in keys for k in (f"circuit.{key}", f"models.{model}.circuit.{key}?")]
-
-
-SELECTION = [f"selection.{k}" for k in ("alpha", "correction", "min_effect")]  # the noise guard
-
-
 rule path_patching:
     """The four path-patching stages on the discovery split: per-head scores (safetensors) and a summary."""
     input:

@@ -1,18 +1,6 @@
 # Cross-model activation patching (paper §7) per (source, target) pair, and attention knockout
 # (paper §8) per model, with their tables.
 
-from entity_tracking.config import cmap_pairs, knockout_models
-from entity_tracking.layout import head_set_files
-
-CMAP_PAIRS = {f"{s}__{t}": (s, t) for s, t in cmap_pairs(config)}
-KNOCKOUT_MODELS = knockout_models(config)
-
-
-def cmap_head_set_files(pair):
-    source, target = CMAP_PAIRS[pair]
-    return head_set_files(config, source, target, RESULTS)
-
-
 rule cmap:
     """A source model's head activations patched into a target model: every group and the full circuit
     (head outputs), and q/k/v input variants of the configured groups."""

@@ -1,21 +1,6 @@
 # DCM and activation patching (paper §6): which heads of each group carry position, object value
 # or box-label value, learned on each circuit's own model, then patched into every model.
 
-from entity_tracking.layout import dcm_desiderata, dcm_plan
-
-DCM_SPLITS = ["dcm_train", "dcm_val", "dcm_test"]
-DCM_JOBS = dcm_plan(config)
-DESIDERATA = dcm_desiderata(config)
-# circuits DCM runs on, with the model each was found in: every model's own, and external ones that say
-DCM_CIRCUITS = {m: m for m in MODELS} | {c: e["found_in"] for c, e in EXTERNAL.items() if e.get("found_in")}
-AP_SPLIT = config["activation_patching"]["split"]
-
-
-def ap_circuits(model):
-    """The circuits (with DCM results) evaluated on ``model``."""
-    return [c for c in DCM_CIRCUITS if (c, model) in PAIRS]
-
-
 rule desiderata:
     """Base/source pairs and labels of every desideratum on the DCM splits (seeded), with a manifest."""
     input:

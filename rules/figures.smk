@@ -3,50 +3,7 @@
 # (`reads`) and its keyword arguments, made from those keys alone (`params(wildcards, cfg)`, cfg
 # holding just them); its caption is report/captions/<name>.rst. A figure per model gives
 # `wildcards` and a {model} file. To add a figure: a plot function, one entry here, one caption file.
-
-FIGURES_DIR = f"figures/{PROFILE}"
-FINETUNED = [m for m, spec in config["models"].items() if spec["role"] == "finetuned" and spec.get("base_model")]
-
-
-def base_of(model):
-    return config["models"][model]["base_model"]
-
-
-def label_keys(*models):
-    """The config keys of the models' labels (a model without one is labelled by its name)."""
-    return [f"models.{m}.label?" for m in models if m in config["models"]]
-
-
-def labels(cfg, models):
-    return {m: cfg.get("models", {}).get(m, {}).get("label", m) for m in models}
-
-
-def circuit_files(model, prefix):
-    """A model's path-patching scores, candidates and circuit, as named inputs ``<prefix>_...``."""
-    where = f"{RESULTS}/circuits/{model}"
-    return {
-        f"{prefix}_scores": f"{where}/path_patching.safetensors",
-        f"{prefix}_minimality": f"{where}/minimality.json",
-        f"{prefix}_circuit": f"{where}/circuit.json",
-    }
-
-
-def paper_values(name, key=None):
-    """The paper's numbers drawn on a figure of the paper profile (None elsewhere, or for other keys)."""
-    from entity_tracking import paper
-
-    if PROFILE != paper.PROFILE:
-        return None
-    if name == "dcm":  # the paper's DCM ran on its own Llama circuit, which is our published-llama
-        found_in = DCM_CIRCUITS.get(key)
-        return {gd: acc for gd, (_, acc) in paper.DCM_LLAMA.items()} if found_in == paper.LLAMA else None
-    if name == "knockout":
-        return paper.KNOCKOUT_CURVES if key == paper.LLAMA else None
-    return {"accuracy": paper.ACCURACY, "cmap": paper.CMAP}[name]
-
-
-AP_CIRCUITS = [c for c in DCM_CIRCUITS if any(c in ap_circuits(m) for m in MODELS)]
-
+# Their helpers (labels, base_of, paper_values, ...) are in common.smk.
 
 FIGURES = [
     {
