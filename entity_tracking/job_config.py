@@ -67,6 +67,17 @@ def key_parts(config: Mapping[str, Any], key: str) -> tuple[list[str], bool]:
     return parts, True
 
 
+def setting(config: Mapping[str, Any], key: str) -> Any:
+    """The value of a dotted key (see :func:`key_parts`); ``KeyError`` when the config does not have it."""
+    parts, found = key_parts(config, key)
+    if not found:
+        raise KeyError(f"config key {key!r} does not exist")
+    node: Any = config
+    for part in parts:
+        node = node[part]
+    return node
+
+
 def pick(config: Mapping[str, Any], *keys: str, models: Iterable[str] = ()) -> dict[str, Any]:
     """The nested part of ``config`` holding each dotted key and, for each of ``models``, the settings that
     loading it reads (``model_specs.loading_keys``). A key ending in ``?`` is optional: when the config does

@@ -21,6 +21,12 @@ def checkpoint_dir(cfg: dict[str, Any], name: str) -> Path:
     return Path("results") / cfg["profile"] / "checkpoints" / kind / name
 
 
+def retrained(cfg: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """Whether the DAG retrains this model from its recipe (``retrain_base``) instead of loading its checkpoint;
+    the recipe's path itself is not read."""
+    return "recipe" in spec and bool(cfg.get("retrain_base"))
+
+
 def effective_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     """The spec actually loaded: fine-tunes, retrained bases and GGUF models point at the DAG's checkpoints
     (a GGUF model is converted once, by rule ``convert_model``, into a plain checkpoint).
@@ -37,8 +43,8 @@ def effective_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
         if spec["finetune"]["method"] == "lora":
             return {**effective_spec(cfg, spec["base_model"]), **common, "adapter": {"path": ckpt}}
         return {"source": "local", "path": ckpt, **common}
-    loading = {k: materialize(spec[k]) for k in loader_keys(cfg, name)}  # reads only what loading uses
-    if "recipe" in spec and cfg["retrain_base"]:
+    loading = loader_spec(cfg, name)
+    if retrained(cfg, spec):
         return {k: v for k, v in loading.items() if k != "sha256"} | {"path": str(checkpoint_dir(cfg, name))}
     return loading
 
@@ -49,7 +55,7 @@ def trained_inputs(cfg: dict[str, Any], name: str) -> list[str]:
     if spec["source"] == "finetune":
         base = trained_inputs(cfg, spec["base_model"]) if spec["finetune"]["method"] == "lora" else []
         return [*base, str(checkpoint_dir(cfg, name))]
-    if spec["source"] == "gguf" or (cfg.get("retrain_base") and spec.get("recipe")):
+    if spec["source"] == "gguf" or retrained(cfg, spec):
         return [str(checkpoint_dir(cfg, name))]
     return []
 
@@ -83,6 +89,11 @@ def finetune_base_dir(cfg: dict[str, Any], name: str) -> str:
 def loader_keys(cfg: dict[str, Any], name: str) -> list[str]:
     """The keys of model ``name``'s own spec that loading it from that spec reads (all but ``NOT_LOADING``)."""
     return [k for k in cfg["models"][name] if k not in NOT_LOADING]
+
+
+def loader_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    """Model ``name``'s own spec as loading it reads it: the :func:`loader_keys`, as plain values."""
+    return {k: materialize(cfg["models"][name][k]) for k in loader_keys(cfg, name)}
 
 
 def spec_keys(cfg: dict[str, Any], name: str) -> list[str]:

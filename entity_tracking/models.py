@@ -27,8 +27,7 @@ from entity_tracking.config import repo_path
 from entity_tracking.dataset import load_objects
 from entity_tracking.errors import ModelUnavailableError
 from entity_tracking.io import is_workflow_output, read_json, sha256_file, write_json
-from entity_tracking.job_config import materialize
-from entity_tracking.model_specs import effective_spec, loader_keys
+from entity_tracking.model_specs import effective_spec, loader_spec
 from entity_tracking.provenance import portable
 from entity_tracking.tokenization import Vocabulary, check_vocabulary, encode_records
 from entity_tracking.training import peft_quietly
@@ -351,7 +350,7 @@ def check_checkpoint(name: str, directory: Path) -> None:
 
 def convert_model(cfg: dict[str, Any], name: str, out_dir: str | Path) -> dict[str, Any]:
     """Rule convert_model: load a GGUF model (or its fallback) once and save it as a plain checkpoint."""
-    spec = {k: materialize(cfg["models"][name][k]) for k in loader_keys(cfg, name)}
+    spec = loader_spec(cfg, name)
     loaded = load_model(name, spec, device="cpu", cache_dir=cfg["model_cache"])
     out_dir = Path(out_dir)
     loaded.model.save_pretrained(out_dir)

@@ -195,16 +195,11 @@ def job_id(rule: str, wildcards: Mapping[str, str]) -> str:
 
 
 def job_record(
-    job: Any,
-    seed: int | None,
-    threads: int | None,
-    config: Mapping[str, Any] | None = None,
-    read: Iterable[str] | None = None,
+    job: Any, seed: int | None, threads: int | None, config: Mapping[str, Any], read: Iterable[str] | None = None
 ) -> dict[str, Any]:
     """The record of a finished Snakemake script job (``job`` is the script's ``snakemake`` object; ``config``
-    the run's config when ``job.config`` is a job's view of it, ``read`` the settings the job read)."""
+    the run's config, ``read`` the settings the job read)."""
     params = {k: v for k, v in job.params.items()}
-    config = portable(job.config if config is None else config)
     device = None
     if "torch" in sys.modules:  # only jobs that use torch have a device
         torch = sys.modules["torch"]
@@ -217,7 +212,7 @@ def job_record(
         "params": portable(params),
         "seed": seed,
         "threads": threads,
-        "config_sha256": sha256_json(config),
+        "config_sha256": sha256_json(portable(config)),
         "code": code_version(),
         "environment_sha256": sha256_json(environment()),
         "device": device,
@@ -260,6 +255,7 @@ def recorded(
     """
     from entity_tracking.integrity import check_job  # integrity imports this module
 
+    config = job.config if config is None else config
     check_job(job, config)  # before anything is read: the generated inputs are what their jobs wrote
     yield
     if record and all(Path(p).exists() for p in job.output):

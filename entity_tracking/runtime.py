@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from entity_tracking.job_config import job_view, key_parts
+from entity_tracking.job_config import job_view, setting
 from entity_tracking.provenance import recorded
 
 
@@ -88,10 +88,7 @@ def job_context(job: Any, seed: int | str = 0, record: bool = True) -> Iterator[
     full = job.config
     view = job_view(dict(job.params.items()).get("config"), full, job.rule)
     if isinstance(seed, str):
-        node: Any = view
-        for part in key_parts(full, seed)[0]:  # a model's name may hold dots
-            node = node[part]
-        seed = int(node)
+        seed = int(setting(view, seed))
     log = configure(job.threads, seed, job.log[0])
     job.config = view
     try:

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +58,6 @@ def plan(root: Path, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
             }
     finally:
         os.chdir(cwd)
-
-
-def leaves(config: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(config, dict) and config:
-        for key, value in config.items():
-            yield from leaves(value, f"{prefix}.{key}" if prefix else key)
-    else:
-        yield prefix, config
 
 
 def enums(schema: Any) -> list[list[Any]]:
@@ -111,16 +102,16 @@ def nested(config: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
 def perturbations(root: Path, config: dict[str, Any], keys: list[str]) -> dict[str, dict[str, Any]]:
     """For each key, the first candidate value that gives a valid config, and the jobs whose params it changes."""
     from entity_tracking.config import ConfigError, build_config
+    from entity_tracking.job_config import setting
 
     choices = enums(yaml.safe_load((root / "config" / "schema.yaml").read_text()))
     base = plan(root, {})
-    values = dict(leaves(config))
     out: dict[str, dict[str, Any]] = {}
     for key in keys:
         if key in NOT_PERTURBED:
             out[key] = {"skipped": NOT_PERTURBED[key]}
             continue
-        for value in candidates(values[key], choices):
+        for value in candidates(setting(config, key), choices):
             try:
                 build_config(nested(config, key, value), root / "config")
             except ConfigError:
@@ -140,17 +131,25 @@ def perturbations(root: Path, config: dict[str, Any], keys: list[str]) -> dict[s
             }
             break
         else:
-            out[key] = {"skipped": f"no other valid value of the kind of {values[key]!r}"}
+            out[key] = {"skipped": f"no other valid value of the kind of {setting(config, key)!r}"}
     return out
 
 
 def study_keys(config: dict[str, Any]) -> list[str]:
     """Every leaf key of ``config``, those of the models only for the first model of each kind."""
+    from entity_tracking.job_config import leaves
+
     kinds: dict[tuple[str, str | None], str] = {}
     for name, spec in config["models"].items():
         kinds.setdefault((spec["source"], (spec.get("finetune") or {}).get("method")), name)
     chosen = set(kinds.values())
-    return [k for k, _ in leaves(config) if not k.startswith("models.") or k.split(".")[1] in chosen]
+    keys = []
+    for top, value in config.items():
+        if top == "models":  # a model's name may hold dots: its keys are listed model by model
+            keys += [k for name in value if name in chosen for k in leaves(value[name], f"models.{name}.")]
+        else:
+            keys += leaves({top: value})
+    return keys
 
 
 def main(argv: list[str]) -> int:

@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 from entity_tracking.config import REPO, build_config, circuit_settings
-from entity_tracking.job_config import ConfigKeyError, ConfigView, Overlay, job_view, leaves, materialize, pick
+from entity_tracking.job_config import (
+    ConfigKeyError,
+    ConfigView,
+    Overlay,
+    job_view,
+    leaves,
+    materialize,
+    pick,
+    setting,
+)
 from entity_tracking.model_specs import loading_keys
 from entity_tracking.provenance import job_id, read_records
 from entity_tracking.runtime import job_context
@@ -58,8 +67,8 @@ def test_a_view_refuses_what_was_not_picked_and_records_what_was_read():
         view["knockout"]["batch_size"]
     with pytest.raises(ConfigKeyError):  # .get does not hide a setting the params do not carry
         view["knockout"].get("conditions")
-    conditions = view["evaluation"]["split"]
-    assert conditions == "eval" and view.read == {"knockout.seed", "device", "evaluation.split"}
+    split = view["evaluation"]["split"]
+    assert split == "eval" and view.read == {"knockout.seed", "device", "evaluation.split"}
     assert materialize(view["evaluation"]) == CONFIG["evaluation"]
     assert view.read >= {"evaluation.batch_size", "evaluation.confidence"}
     assert json.loads(json.dumps(CONFIG["evaluation"])) == json.loads(json.dumps(materialize(view["evaluation"])))
@@ -117,12 +126,11 @@ def declared(part: dict | None) -> list[str]:
     key the config lacks leaves only its empty parents, which let the job look for it)."""
 
     def has(key: str) -> bool:
-        node = CONFIG
-        for name in key.split("."):
-            if not isinstance(node, dict) or name not in node:
-                return False
-            node = node[name]
-        return not (isinstance(node, dict) and node)
+        try:
+            value = setting(CONFIG, key)
+        except KeyError:
+            return False
+        return not (isinstance(value, dict) and value)
 
     return sorted(k for k in leaves(part or {}) if has(k))
 
