@@ -1,4 +1,4 @@
-"""Mean ablation (paper §5.1): the reference means and the accuracy of a model reduced to a circuit.
+"""Mean ablation: the reference means and the accuracy of a model reduced to a circuit.
 
 The reference is the per-layer, per-position, per-head mean of ``z`` (the ``o_proj`` input) over
 prompts of the ablation split whose query label is a random letter (one prompt per context), so

@@ -1,4 +1,4 @@
-"""Activation patching, the paper's "semantic results" (§6.1): DCM's heads patched into every model.
+"""Activation patching, the paper's "semantic results": DCM's heads patched into every model.
 
 For every circuit with DCM results, group and desideratum, the heads DCM selected (on the
 circuit's own model) are patched fully from the source into a model's run on the base prompt, at

@@ -1,4 +1,4 @@
-"""Circuit evaluation (paper §5): faithfulness of every circuit on every model, completeness, overlap.
+"""Circuit evaluation: faithfulness of every circuit on every model, completeness, overlap.
 
 * **Faithfulness** = accuracy of the model mean-ablated down to the circuit / the model's own
   accuracy, at full precision; the paper's form (both accuracies rounded to 0.01, the ratio to

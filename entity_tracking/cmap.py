@@ -1,4 +1,4 @@
-"""Cross-model activation patching (paper §7): a source model's head activations in a target model.
+"""Cross-model activation patching: a source model's head activations in a target model.
 
 Both models read the same clean prompts (they must tokenize them identically).
 

@@ -1,4 +1,4 @@
-"""DCM, desiderata-based component masking (paper §6): which heads of a group carry a desideratum.
+"""DCM, desiderata-based component masking: which heads of a group carry a desideratum.
 
 For a head group of a circuit (its heads, its position class) and a desideratum (base/source pairs
 with labels, :mod:`entity_tracking.desiderata`), one mask value ``m_h`` per head interpolates the

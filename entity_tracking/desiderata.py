@@ -1,4 +1,4 @@
-"""Desiderata for DCM and activation patching (paper §1.7, §6): base/source pairs and their labels.
+"""Desiderata for DCM and activation patching: base/source pairs and their labels.
 
 Each example pairs a *base* record of a DCM split with a *source* prompt drawn from another
 context of the same split. Patching a head group from the source into the base (at the group's

@@ -1,4 +1,4 @@
-"""Attention knockout (paper §8): block attention from one position to another, from layer s on.
+"""Attention knockout: block attention from one position to another, from layer s on.
 
 For a condition ``from -> to`` and a start layer ``s``, every head of layers ``s..L-1`` gets the
 attention score of the query at ``from`` for the key at ``to`` set to the dtype's minimum before

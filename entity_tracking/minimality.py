@@ -1,4 +1,4 @@
-"""Minimality (paper §5.3): prune candidate heads that do not matter given the rest of the circuit.
+"""Minimality: prune candidate heads that do not matter given the rest of the circuit.
 
 For each group G (order: structure reader, position transmitter, position detector, value
 fetcher), always starting from the full candidate circuit C:

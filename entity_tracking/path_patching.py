@@ -1,4 +1,4 @@
-"""Path patching: the four stages that find the entity-tracking circuit (paper §4).
+"""Path patching: the four stages that find the entity-tracking circuit.
 
 Score of a sender head ``(l*, h*)`` for a stage with receivers ``R``, composition ``c`` (``q`` or
 ``v``) and position ``p0`` (the last token, the query label, or the query label's occurrence in

@@ -1,4 +1,4 @@
-# Circuit discovery and evaluation (paper §4-5): path patching -> candidates -> minimality ->
+# Circuit discovery and evaluation: path patching -> candidates -> minimality ->
 # faithfulness of every circuit on every model, completeness of each model's own circuit, overlap.
 
 rule path_patching:

@@ -1,5 +1,5 @@
-# Cross-model activation patching (paper §7) per (source, target) pair, and attention knockout
-# (paper §8) per model, with their tables.
+# Cross-model activation patching per (source, target) pair, and attention knockout per model, with
+# their tables.
 
 rule cmap:
     """A source model's head activations patched into a target model: every group and the full circuit

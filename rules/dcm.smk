@@ -1,4 +1,4 @@
-# DCM and activation patching (paper §6): which heads of each group carry position, object value
+# DCM and activation patching: which heads of each group carry position, object value
 # or box-label value, learned on each circuit's own model, then patched into every model.
 
 rule desiderata:

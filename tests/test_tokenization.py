@@ -22,7 +22,7 @@ def _positions(enc, i=0):
 
 @pytest.mark.parametrize("query", range(7))
 def test_positions_with_bos_match_the_papers_position_map(bos_tokenizer, objects, small_data, query):
-    """With BOS: objects at 7k+2, labels at 7k+6, query label 51, last 53, 54 tokens (paper §1.3)."""
+    """With BOS: objects at 7k+2, labels at 7k+6, query label 51, last 53, 54 tokens."""
     vocab = check_vocabulary(bos_tokenizer, objects)
     rec = small_data["eval"][query]
     enc = encode_records(bos_tokenizer, [rec], vocab)

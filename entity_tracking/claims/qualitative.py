@@ -54,10 +54,10 @@ def _no_finetuned(claim_id: str, statement: str, source: str) -> list[Claim]:
 
 
 def finetuned_more_accurate(r: Results) -> list[Claim]:
-    """Fine-tuned models track entities better than their base model (paper §3): a paired test on the same
+    """Fine-tuned models track entities better than their base model: a paired test on the same
     evaluation prompts, significant in that direction. The two-sided p of the change, whatever its sign, is
     reported beside it (a loss is a finding too)."""
-    source, ref = "§3", "Vicuna 0.67, Goat 0.82, FLoat 0.82 against Llama 0.66"
+    source, ref = "circuit_eval.ipynb", "Vicuna 0.67, Goat 0.82, FLoat 0.82 against Llama 0.66"
     if not r.finetuned():
         return _no_finetuned("Q.more_accurate", "Fine-tuned models are more accurate than their base", source)
     out = []
@@ -81,8 +81,8 @@ def finetuned_more_accurate(r: Results) -> list[Claim]:
 
 
 def base_circuit_faithful_on_finetuned(r: Results) -> list[Claim]:
-    """The base model's circuit explains the fine-tuned models too (paper §5.2)."""
-    source, ref = "§5.2", "Llama circuit: Vicuna 0.97, Goat 0.89, FLoat 0.88"
+    """The base model's circuit explains the fine-tuned models too."""
+    source, ref = "circuit_eval.ipynb", "Llama circuit: Vicuna 0.97, Goat 0.89, FLoat 0.88"
     if not r.finetuned():
         return _no_finetuned("Q.base_circuit_faithful", "The base circuit is faithful on fine-tuned models", source)
     out = []
@@ -103,7 +103,7 @@ def base_circuit_faithful_on_finetuned(r: Results) -> list[Claim]:
 
 
 def own_circuit_faithful(r: Results) -> list[Claim]:
-    """Each model's own circuit explains the model (paper §5.2)."""
+    """Each model's own circuit explains the model."""
     out = []
     for m in r.models:
 
@@ -117,13 +117,13 @@ def own_circuit_faithful(r: Results) -> list[Claim]:
             return ours, f["faithfulness"] is not None and f["faithfulness"] >= FAITHFUL, sizes
 
         claim = Claim(f"Q.own_circuit_faithful.{m}", "qualitative", f"{r.label(m)}'s own circuit is faithful on it",
-                      "§5.2", "Llama 1.00, Goat 0.99", tolerance=f"≥ {FAITHFUL}")  # fmt: skip
+                      "circuit_eval.ipynb", "Llama 1.00, Goat 0.99", tolerance=f"≥ {FAITHFUL}")  # fmt: skip
         out.append(_check(claim, compute))
     return out
 
 
 def circuits_beat_random(r: Results) -> list[Claim]:
-    """A circuit does better than random circuits of the same group sizes (paper §5.2)."""
+    """A circuit does better than random circuits of the same group sizes."""
     out = []
     for m in r.models:
 
@@ -138,14 +138,14 @@ def circuits_beat_random(r: Results) -> list[Claim]:
             return ours, f["circuit_accuracy"] > best + MARGIN, f"{len(f['random_accuracies'])} random circuits"
 
         statement = f"{r.label(m)}'s own circuit beats every random circuit of its group sizes"
-        claim = Claim(f"Q.beats_random.{m}", "qualitative", statement, "§5.2", "circuits 0.66-0.81, random 0.00-0.01",
-                      tolerance=f"> best random + {MARGIN}")  # fmt: skip
+        claim = Claim(f"Q.beats_random.{m}", "qualitative", statement, "circuit_eval.ipynb",
+                      "circuits 0.66-0.81, random 0.00-0.01", tolerance=f"> best random + {MARGIN}")  # fmt: skip
         out.append(_check(claim, compute))
     return out
 
 
 def circuits_complete(r: Results) -> list[Claim]:
-    """Removing any part of the circuit hurts circuit and model alike (paper §5.4)."""
+    """Removing any part of the circuit hurts circuit and model alike."""
     out = []
     for m in r.models:
 
@@ -161,15 +161,17 @@ def circuits_complete(r: Results) -> list[Claim]:
 
         statement = f"{r.label(m)}'s circuit is complete: F(C \\ K) tracks F(M \\ K) for random K"
         ref = "mean |ΔF|: Llama 0.10, Goat 0.06, FLoat 0.09"
-        claim = Claim(f"Q.complete.{m}", "qualitative", statement, "§5.4", ref, tolerance=f"mean |ΔF| ≤ {COMPLETE}")
+        claim = Claim(
+            f"Q.complete.{m}", "qualitative", statement, "completeness.ipynb", ref, tolerance=f"mean |ΔF| ≤ {COMPLETE}"
+        )
         out.append(_check(claim, compute))
     return out
 
 
 def base_circuit_survives(r: Results) -> list[Claim]:
-    """The fine-tuned model's circuit contains most of the base circuit (paper §5.3, overlap); the note puts the
+    """The fine-tuned model's circuit contains most of the base circuit (overlap); the note puts the
     two models' candidate overlap beside the overlap a resample of the base's own prompts gives."""
-    source, ref = "§5.3, overlap", "75 % of Llama's circuit is in FLoat's, 75 % in Goat's"
+    source, ref = "circuit_eval.ipynb, overlap", "75 % of Llama's circuit is in FLoat's, 75 % in Goat's"
     if not r.finetuned():
         return _no_finetuned("Q.base_circuit_survives", "Fine-tuned circuits contain the base circuit", source)
     out = []
@@ -255,14 +257,14 @@ def _dcm_claims(
 
         criterion = f"not ({CARRIES})" if near_floor else CARRIES
         text = statement.format(group=GROUP_NAMES[group].capitalize(), circuit=r.label(circuit))
-        claim = Claim(f"Q.{name}.{circuit}", "qualitative", text, "§6", DCM_PAPER[(group, desideratum)],
+        claim = Claim(f"Q.{name}.{circuit}", "qualitative", text, "DCM.py", DCM_PAPER[(group, desideratum)],
                       tolerance=criterion)  # fmt: skip
         out.append(_check(claim, compute))
     return out
 
 
 def groups_carry_their_information(r: Results) -> list[Claim]:
-    """DCM finds the information each group is named for (paper §6): position in the position transmitter
+    """DCM finds the information each group is named for: position in the position transmitter
     and detector, the object value in the value fetcher; the structure reader stays at its positional floor."""
     carries = "{group} of {circuit}'s circuit carries position (DCM positional above its chance floor)"
     return [
@@ -301,14 +303,15 @@ def box_label_value(r: Results) -> list[Claim]:
             return ours, not carrying, _notes(BOX_LABEL_NOTE, f"Test accuracy: {detail}.", found, left)
 
         statement = f"No group of {r.label(circuit)}'s circuit carries box-label value (DCM box_label_value)"
-        claim = Claim(f"Q.dcm_box_label.{circuit}", "qualitative", statement, "§6",
+        claim = Claim(f"Q.dcm_box_label.{circuit}", "qualitative", statement, "DCM.py",
                       "0.0 in every group (a label bug)", tolerance=f"every group: not ({CARRIES})")  # fmt: skip
         out.append(_check(claim, compute))
     return out
 
 
 CMAP_GROUPS = ("value_fetcher", "pos_transmitter")
-CMAP_SOURCE, CMAP_REF = "§7", "Goat -> Llama: VF 0.82, PT 0.78; FLoat -> Llama: VF 0.82, PT 0.74; Llama 0.66, FT 0.82"
+CMAP_SOURCE = "cmap.ipynb"
+CMAP_REF = "Goat -> Llama: VF 0.82, PT 0.78; FLoat -> Llama: VF 0.82, PT 0.74; Llama 0.66, FT 0.82"
 
 
 def _cmap_rows(r: Results, ft: str, base: str, group: str) -> tuple[dict[str, Any], dict[str, Any], str | None]:
@@ -336,7 +339,7 @@ def _cmap_rows(r: Results, ft: str, base: str, group: str) -> tuple[dict[str, An
 
 def cmap_lifts_base(r: Results) -> list[Claim]:
     """Patching the fine-tuned model's value fetcher or position transmitter outputs into its base lifts the
-    base's accuracy (paper §7: Goat -> Llama VF 0.82, PT 0.78 against 0.66): a paired test, one-sided."""
+    base's accuracy (the paper: Goat -> Llama VF 0.82, PT 0.78 against 0.66): a paired test, one-sided."""
     if not r.cmap_pairs():
         note = "No CMAP pair patches a fine-tuned model into its base_model on this profile."
         statement = "CMAP of the value fetcher and position transmitter lifts the base"
@@ -364,7 +367,7 @@ def cmap_lifts_base(r: Results) -> list[Claim]:
 
 
 def cmap_full_circuit_reaches_finetuned(r: Results) -> list[Claim]:
-    """Patching the whole fine-tuned circuit brings the base to the fine-tuned accuracy (paper §7: 0.82 = FT):
+    """Patching the whole fine-tuned circuit brings the base to the fine-tuned accuracy (the paper: 0.82 = FT):
     it lifts the base significantly and is not significantly below the fine-tuned model."""
     out = []
     for ft, base in r.cmap_pairs():
@@ -388,7 +391,7 @@ def cmap_full_circuit_reaches_finetuned(r: Results) -> list[Claim]:
 
 
 def cmap_detector_reader_no_lift(r: Results) -> list[Claim]:
-    """Patching the fine-tuned position detector or structure reader does not lift the base (paper §7:
+    """Patching the fine-tuned position detector or structure reader does not lift the base (the paper:
     Goat -> Llama PD 0.62, SR 0.65 against 0.66): the paired test finds no significant lift."""
     out = []
     for ft, base in r.cmap_pairs():
@@ -423,7 +426,7 @@ KNOCKOUT_NOTE = (
 
 
 def knockout_information_flow(r: Results) -> list[Claim]:
-    """Blocking attention along the paper's information paths (paper §8) in the early layers hurts more than
+    """Blocking attention along the paper's information paths in the early layers hurts more than
     blocking it to a random position: per prompt, the mean accuracy over start layers s < L/2 (rounded up),
     blocked minus random; a sign test that these lean below 0, and a mean below -MARGIN."""
     out = []
@@ -451,7 +454,7 @@ def knockout_information_flow(r: Results) -> list[Claim]:
             frm, to = blocked.split("_to_")
             statement = (f"In {r.label(model)}, blocking attention {frm.replace('_', ' ')} -> {to.replace('_', ' ')} "
                          "in the early layers hurts more than blocking it to a random position")  # fmt: skip
-            claim = Claim(f"Q.knockout.{blocked}.{model}", "qualitative", statement, "§8", ref,
+            claim = Claim(f"Q.knockout.{blocked}.{model}", "qualitative", statement, "attn_knockout.ipynb", ref,
                           tolerance=f"sign test p < {ALPHA}; mean accuracy < random's - {MARGIN}")  # fmt: skip
             out.append(_check(claim, compute))
     return out

@@ -36,11 +36,12 @@ INTRO = (
     "The paper's claims and numbers beside ours, each with a verdict: pass, fail, not computed (an input "
     "does not exist yet; the note names it) or not applicable. Headline numbers are checked on the paper "
     "profile only; qualitative claims on every profile's models. Criteria and tolerances: "
-    "`entity_tracking/claims/` and docs/claims.md."
+    "`entity_tracking/claims/` and docs/claims.md. In brackets after each claim: where the original "
+    "repository gives the paper's number."
 )
 SECTIONS = (
     ("qualitative", "Qualitative claims of the paper, tested on this profile's models"),
-    ("headline", "Headline numbers of the paper (reference spec §10), ours beside them"),
+    ("headline", "Headline numbers of the paper, ours beside them"),
 )
 COLUMNS = ("id", "claim", "paper", "ours", "criterion", "verdict", "note")
 

@@ -1,4 +1,4 @@
-"""Task accuracy of every model with its confidence interval (paper §3)."""
+"""Task accuracy of every model with its confidence interval."""
 
 from __future__ import annotations
 

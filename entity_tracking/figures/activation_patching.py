@@ -1,4 +1,4 @@
-"""Activation patching of one circuit's DCM heads into every model (paper §6.1), as a table.
+"""Activation patching of one circuit's DCM heads into every model, as a table.
 
 A heatmap of the mean accuracy over the repeats, model (rows) x (group, desideratum) (columns);
 each cell reads "mean" over "(chance floor)". The paper's table is in percent; ours in fractions.

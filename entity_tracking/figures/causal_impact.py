@@ -1,4 +1,4 @@
-"""Causal impact of heads: a fine-tuned model's candidate heads against its base model's (paper §9).
+"""Causal impact of heads: a fine-tuned model's candidate heads against its base model's.
 
 Top panel: the fine-tuned model's candidate nodes (head, group) from its path patching, sorted by
 absolute score, in the group's colour when the final circuit keeps the head in that group.

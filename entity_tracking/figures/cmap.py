@@ -1,4 +1,4 @@
-"""Cross-model activation patching (paper §7, ``CMAP.png``): a panel pair per (source, target).
+"""Cross-model activation patching (the paper's ``CMAP.png``): a panel pair per (source, target).
 
 Left: output patching, a bar per group and the full circuit, with 95 % intervals; right: input
 patching (q, k, v, qk, qkv) of the configured groups. Dashed lines: the target's own accuracy

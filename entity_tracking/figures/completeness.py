@@ -1,4 +1,4 @@
-"""Completeness of each model's own circuit (paper §5.4): F(C minus K) against F(M minus K)."""
+"""Completeness of each model's own circuit: F(C minus K) against F(M minus K)."""
 
 from __future__ import annotations
 

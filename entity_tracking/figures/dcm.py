@@ -1,4 +1,4 @@
-"""DCM results of one circuit (paper §6): each group's test accuracy beside its chance floor.
+"""DCM results of one circuit: each group's test accuracy beside its chance floor.
 
 Top panel: the three main desiderata (positional, object value, box-label value), a bar per group.
 Bottom panel (when present): the additional desiderata, run on the position transmitter only, with

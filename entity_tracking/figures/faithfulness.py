@@ -1,4 +1,4 @@
-"""Faithfulness of every circuit on every model (paper §5.2), beside the random-circuit baseline."""
+"""Faithfulness of every circuit on every model, beside the random-circuit baseline."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Attention knockout curves of one model (paper §8, ``last_pos.pdf`` and ``query_box_pos.pdf``).
+"""Attention knockout curves of one model (the paper's ``last_pos.pdf`` and ``query_box_pos.pdf``).
 
 One panel per blocked-from position (the last token; the query label): accuracy when every head of
 layers s..L-1 cannot attend from that position to the condition's target, for each start layer s,
