@@ -1,7 +1,7 @@
 # The workflow's CUDA image. Build and run (docs/running.md, "Container"):
 #   docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD) -t entity-tracking .
-#   docker run --gpus all -v et-hf:/data/hf entity-tracking snakemake --cores all --configfile config/profiles/paper.yaml
-#   docker run entity-tracking            # no GPU: the CPU default profile
+#   docker run --gpus all -v et-hf:/data/hf entity-tracking snakemake --cores all --config study=paper
+#   docker run entity-tracking            # no GPU: the CPU default study
 #
 # Base: NVIDIA's CUDA 13.0 runtime on Ubuntu 24.04 (PyPI's torch 2.13.0 is built for CUDA 13.0),
 # pinned by digest. The digest was taken from public documentation, not pulled here: check it with
@@ -52,5 +52,5 @@ ENV PATH=/opt/venv/bin:$PATH \
 VOLUME ["/data/hf"]
 USER et
 WORKDIR /opt/app
-# The CPU default profile; with --configfile config/profiles/paper.yaml the paper's (its device: cuda needs --gpus).
+# The CPU default study; with --config study=paper the paper's (its device: cuda needs --gpus).
 CMD ["snakemake", "--cores", "all"]

@@ -1,18 +1,17 @@
 """Entity-tracking study (Prakash et al., ICLR 2024): from the dataset to the figures.
 
-    snakemake --cores all                                          # CPU default profile
-    snakemake --cores all --configfile config/profiles/paper.yaml  # the paper's 7B models (GPU)
-    snakemake --report results/<profile>/report.html               # figures, claims, run times, benchmarks
+    snakemake --cores all                                          # CPU default study
+    snakemake --cores all --config study=paper                     # the paper's 7B models (GPU)
+    snakemake --report results/<study>/report.html                 # figures, claims, run times, benchmarks
     snakemake --cores 1 verify                                     # the results equal the manifests
 
 Rules live in rules/*.smk (the lists and helpers they share in rules/common.smk); each calls a thin
-script in scripts/, which calls the package entity_tracking. Outputs go to results/<profile>/ and
-figures/<profile>/, logs to logs/<profile>/.
+script in scripts/, which calls the package entity_tracking. Outputs go to results/<study>/ and
+figures/<study>/, logs to logs/<study>/.
 """
 
 import os
 import re
-import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -21,11 +20,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 BASEDIR = Path(workflow.basedir)
-# Make the package importable here and in every script job, installed or not.
-sys.path.insert(0, str(BASEDIR))
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BASEDIR), os.environ.get("PYTHONPATH")) if p)
 os.environ.setdefault("PYTHONHASHSEED", "0")  # jobs iterate sets of strings in the same order on every run
 
+# The package is installed (README: pip install -e .). Snakemake also puts this directory on the import path,
+# of planning and of every script job (there after the installed packages: each job checks that it runs this
+# checkout's code, entity_tracking.provenance.check_code).
 from entity_tracking.config import ConfigError, build_config  # noqa: E402
 from entity_tracking.dataset import SPLITS  # noqa: E402
 
@@ -37,7 +36,7 @@ config.clear()
 config.update(_resolved)
 
 
-# The profile's lists and helpers (PROFILE, MODELS, RESULTS, bench, ...); the other rule files define rules only.
+# The study's lists and helpers (STUDY, MODELS, RESULTS, bench, ...); the other rule files define rules only.
 include: "rules/common.smk"
 
 
@@ -60,7 +59,7 @@ include: "rules/report.smk"
 report: "report/workflow.rst"
 
 
-# The profile's results; the manifest (rules/provenance.smk) hashes every job that made them.
+# The study's results; the manifest (rules/provenance.smk) hashes every job that made them.
 FINAL_TARGETS = [
     f"{RESULTS}/data/manifest.json",
     *expand(f"{RESULTS}/models/{{model}}.json", model=MODELS),

@@ -1,7 +1,7 @@
 """Benchmarks: wall time, forward passes per second and peak memory of each method on one model.
 
 Each method is timed through the package's own functions, on data generated from an explicit seed and a
-seeded pseudo-circuit (random heads with the profile's path-patching top-k group sizes). What is timed
+seeded pseudo-circuit (random heads with the study's path-patching top-k group sizes). What is timed
 excludes loading the model and the untimed set-up each method names (``scope``). Work is counted by hooks:
 
 * ``full_forwards``: prompt rows that entered the model at its embedding layer (each the start of a complete
@@ -52,19 +52,19 @@ STAGE = "pos_transmitter"  # the single stage timed for both methods: its receiv
 
 @dataclass
 class Task:
-    """One method on one model. ``model`` is ``[PROFILE:]NAME``; ``configfile`` replaces the profile."""
+    """One method on one model. ``model`` is ``[STUDY:]NAME``; ``configfile`` replaces the study."""
 
     model: str
     method: str
-    profile: str = "default"
+    study: str = "default"
     configfile: str | None = None
     device: str = "cpu"
     records: int = 70
     seed: int = SEED
     threads: int = 1
     reference_senders: int = 12
-    dcm_steps: int = 0  # 0: one epoch of the profile's dcm_train split
-    root: str = str(REPO)  # where the DAG's checkpoints are (results/<profile>/checkpoints/...)
+    dcm_steps: int = 0  # 0: one epoch of the study's dcm_train split
+    root: str = str(REPO)  # where the DAG's checkpoints are (results/<study>/checkpoints/...)
 
 
 @dataclass
@@ -93,11 +93,11 @@ def task_config(task: Task) -> tuple[dict[str, Any], str]:
 
     from entity_tracking.config import build_config
 
-    profile, _, name = task.model.rpartition(":")
-    if task.configfile and not profile:
+    study, _, name = task.model.rpartition(":")
+    if task.configfile and not study:
         overrides = yaml.safe_load(Path(task.configfile).read_text(encoding="utf-8"))
     else:
-        overrides = {"profile": profile or task.profile}
+        overrides = {"study": study or task.study}
     return build_config({**overrides, "device": task.device}, REPO / "config"), name
 
 
@@ -452,7 +452,7 @@ FOOTNOTE = """\
   --in-process. GPU columns: torch.cuda.max_memory_allocated during the method, and its increase.
 * path patching reference: the {stage} stage only; when it stops after some sender heads its wall time is
   theirs and the whole stage's time is extrapolated linearly in the note.
-* Heads of CMAP and DCM: a seeded random pseudo-circuit with the profile's path-patching top-k group sizes."""
+* Heads of CMAP and DCM: a seeded random pseudo-circuit with the study's path-patching top-k group sizes."""
 
 
 def _cell(row: dict[str, Any], key: str, fmt: str) -> str:

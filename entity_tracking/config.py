@@ -1,18 +1,17 @@
-"""Configuration: shared study settings + one profile + command-line overrides, validated by schema.
+"""Configuration: shared settings + one study + command-line overrides, validated by schema.
 
 Layering (later wins, nested mappings merge key by key):
 
-1. ``config/config.yaml``: study settings shared by every profile;
-2. ``config/profiles/<profile>.yaml``: the models of a profile and its overrides;
+1. ``config/config.yaml``: settings shared by every study;
+2. ``config/studies/<study>.yaml``: the models of a study and its overrides, picked by ``--config study=NAME``;
 3. what snakemake was given on the command line (``--configfile`` / ``--config``).
 
 In a model's ``path`` or ``recipe`` and an external circuit's ``path``, ``{repo}`` stands for this
 repository's directory. The placeholder stays in the resolved config (and so in every rule's params):
 ``repo_path`` makes it concrete where a file is read, so a finished run moved to another directory
 plans nothing.
-
-``--configfile config/profiles/paper.yaml`` and ``--config profile=paper`` therefore select the same
-profile, and a custom profile file outside ``config/profiles`` works as well.
+A study name with no file in ``config/studies`` is accepted when the command line gives the models
+(a complete study file given with ``--configfile``).
 """
 
 from __future__ import annotations
@@ -54,21 +53,32 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 
 def build_config(overrides: dict[str, Any] | None = None, config_dir: str | Path = CONFIG_DIR) -> dict[str, Any]:
-    """Merge the shared settings, the selected profile and ``overrides``, then validate."""
+    """Merge the shared settings, the selected study and ``overrides``, then validate."""
     config_dir = Path(config_dir)
     overrides = overrides or {}
     shared = _load_yaml(config_dir / "config.yaml")
-    profile = overrides.get("profile", shared.get("profile"))
-    profile_file = config_dir / "profiles" / f"{profile}.yaml"
-    if profile_file.is_file():
-        merged = deep_merge(deep_merge(shared, _load_yaml(profile_file)), overrides)
-    elif "models" in overrides:
-        merged = deep_merge(shared, overrides)  # a custom profile file given with --configfile
-    else:
-        known = sorted(p.stem for p in (config_dir / "profiles").glob("*.yaml"))
+    if "profile" in overrides:
         raise ConfigError(
-            f"unknown profile {profile!r}: there is no {profile_file}. Fix: use one of {known} "
-            "(--config profile=NAME) or give a complete profile file with --configfile."
+            "config key 'profile' is now called 'study' (config/studies/NAME.yaml). "
+            "Fix: pick a study with --config study=NAME, and write study: in a config file of your own."
+        )
+    study = overrides.get("study", shared.get("study"))
+    study_file = config_dir / "studies" / f"{study}.yaml"
+    if study_file.is_file():
+        own = _load_yaml(study_file)
+        if own.get("study") != study:
+            raise ConfigError(
+                f"{study_file} names the study {own.get('study')!r}, not {study!r}. "
+                f"Fix: set study: {study} in it (a study file names its own study)."
+            )
+        merged = deep_merge(deep_merge(shared, own), overrides)
+    elif "models" in overrides:
+        merged = deep_merge(shared, overrides)  # a complete study file given with --configfile
+    else:
+        known = sorted(p.stem for p in (config_dir / "studies").glob("*.yaml"))
+        raise ConfigError(
+            f"unknown study {study!r}: there is no {study_file}. Fix: use one of {known} (--config study=NAME), "
+            f"add config/studies/{study}.yaml, or give a complete study file with --configfile."
         )
     validate_config(merged, config_dir / "schema.yaml")
     for name, ext in merged["circuit"]["external"].items():
@@ -82,7 +92,7 @@ def build_config(overrides: dict[str, Any] | None = None, config_dir: str | Path
                 f"circuit.external.{name}: "
                 + ("the name is also a model's; " if name in merged["models"] else "")
                 + (f"unknown models {unknown}; " if unknown else "")
-                + "Fix: give external circuits names of their own and list only models of the profile "
+                + "Fix: give external circuits names of their own and list only models of the study "
                 + f"{sorted(merged['models'])}."
             )
     cmap_pairs(merged)
@@ -117,8 +127,8 @@ def cmap_pairs(cfg: dict[str, Any]) -> list[tuple[str, str]]:
         unknown = [m for m in pair if m not in models]
         if unknown:
             raise ConfigError(
-                f"config key 'cmap.pairs.{i}': {unknown} not a model of this profile. Fix: list [source, target] "
-                f"pairs of the profile's models {sorted(models)}, or set cmap.pairs to null (every fine-tuned "
+                f"config key 'cmap.pairs.{i}': {unknown} not a model of this study. Fix: list [source, target] "
+                f"pairs of the study's models {sorted(models)}, or set cmap.pairs to null (every fine-tuned "
                 "model -> its base_model)."
             )
     out = [(s, t) for s, t in pairs]
@@ -128,14 +138,14 @@ def cmap_pairs(cfg: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def knockout_models(cfg: dict[str, Any]) -> list[str]:
-    """The models attention knockout runs on: ``knockout.models``, or every model of the profile."""
+    """The models attention knockout runs on: ``knockout.models``, or every model of the study."""
     names = cfg["knockout"]["models"]
     if names is None:
         return list(cfg["models"])
     unknown = [m for m in names if m not in cfg["models"]]
     if unknown:
         raise ConfigError(
-            f"config key 'knockout.models': {unknown} not a model of this profile. Fix: list models of "
+            f"config key 'knockout.models': {unknown} not a model of this study. Fix: list models of "
             f"{sorted(cfg['models'])}, or null for all."
         )
     return list(dict.fromkeys(names))
@@ -180,7 +190,7 @@ def validate_config(cfg: dict[str, Any], schema_path: str | Path) -> None:
         base = spec.get("base_model")
         if base is not None and base not in cfg["models"]:
             raise ConfigError(
-                f"config key 'models.{name}.base_model': {base!r} is not a model of this profile "
+                f"config key 'models.{name}.base_model': {base!r} is not a model of this study "
                 f"(models: {sorted(cfg['models'])})."
             )
 

@@ -69,7 +69,7 @@ def encode_pairs(
     if [ex["base"] for ex in examples] != [r["id"] for r in records]:
         raise ValueError(
             "the desideratum examples do not follow their split's records one by one; the desiderata files are "
-            "stale or were edited: delete results/<profile>/desiderata and rerun snakemake."
+            "stale or were edited: delete results/<study>/desiderata and rerun snakemake."
         )
     by_id = {r["id"]: r for r in records}
     labels = torch.tensor([vocab.object_ids[ex["label"]] for ex in examples], dtype=torch.long)

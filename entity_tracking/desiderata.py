@@ -251,7 +251,7 @@ def source_prompt(example: dict[str, Any], records_by_id: dict[str, dict[str, An
     if prompt.text != example["source_prompt"]:
         raise ValueError(
             f"desideratum example {example['id']} does not match its source record; the desiderata files are "
-            "corrupted or were edited: delete results/<profile>/desiderata and rerun snakemake."
+            "corrupted or were edited: delete results/<study>/desiderata and rerun snakemake."
         )
     return prompt
 

@@ -5,7 +5,7 @@ job (the Snakefile's ``onstart``, so no output is removed yet) and again when ea
 (``runtime.job_context``), every generated file the jobs will read is hashed and compared with the
 record of the job that made it. A file edited, truncated or damaged after its job, or one no job
 recorded, stops the run with a message naming the file, the job that made it and how to remake it.
-Files outside ``results/<profile>/`` and ``figures/<profile>/`` are inputs of the study (config,
+Files outside ``results/<study>/`` and ``figures/<study>/`` are inputs of the study (config,
 shipped models, objects lists): they have no maker to compare with; the jobs record their hashes.
 """
 
@@ -24,7 +24,7 @@ class IntegrityError(RuntimeError):
 
 
 def is_generated(path: str | Path, results_dir: str | Path) -> bool:
-    """Whether ``path`` (relative to the working directory) is a job's output: under the profile's results
+    """Whether ``path`` (relative to the working directory) is a job's output: under the study's results
     (but the job records) or figures."""
     parts, root = Path(path).parts, Path(results_dir).parts
     figures = ("figures", *root[1:])
@@ -34,7 +34,7 @@ def is_generated(path: str | Path, results_dir: str | Path) -> bool:
 
 
 def producers(results_dir: str | Path) -> dict[str, list[dict[str, Any]]]:
-    """``{portable output path: records of the jobs that wrote it}`` from the profile's job records (more
+    """``{portable output path: records of the jobs that wrote it}`` from the study's job records (more
     than one when a rule was renamed or a job's wildcards changed, and an old record was left behind)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for rec in read_records(results_dir):
@@ -107,5 +107,5 @@ def check_run(dag: Any, results_dir: str | Path) -> None:
 def check_job(job: Any, config: Mapping[str, Any] | None = None) -> None:
     """When a job starts (its script's ``snakemake`` object; ``config``, the run's config, when ``job.config``
     is the job's view of it): check every generated file it reads."""
-    results_dir = Path("results") / (job.config if config is None else config)["profile"]
+    results_dir = Path("results") / (job.config if config is None else config)["study"]
     check_files(list(job.input), results_dir, f"job {job_id(job.rule, dict(job.wildcards.items()))}")

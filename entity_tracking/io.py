@@ -70,11 +70,11 @@ def _umask() -> int:
     return umask
 
 
-GENERATED_TREES = ("results", "figures")  # <tree>/<profile>/... is written by the jobs (but results/expected)
+GENERATED_TREES = ("results", "figures")  # <tree>/<study>/... is written by the jobs (but results/expected)
 
 
 def is_workflow_output(path: str | Path) -> bool:
-    """Whether ``path`` lies in a tree the workflow writes (``results/<profile>/``, ``figures/<profile>/``,
+    """Whether ``path`` lies in a tree the workflow writes (``results/<study>/``, ``figures/<study>/``,
     ``logs/``), as opposed to an input of the study that a person provides (config, circuits, shipped
     models, objects lists, the expected manifests)."""
 

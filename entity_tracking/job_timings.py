@@ -58,7 +58,7 @@ def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def write_benchmark_summary(root: str | Path, out_csv: str | Path, out_html: str | Path, profile: str) -> None:
+def write_benchmark_summary(root: str | Path, out_csv: str | Path, out_html: str | Path, study: str) -> None:
     """The summary of :func:`summarise_benchmarks` as CSV and as an HTML page for the Snakemake report."""
     rows = summarise_benchmarks(root)
     with atomic_write(out_csv) as fh:
@@ -71,7 +71,7 @@ def write_benchmark_summary(root: str | Path, out_csv: str | Path, out_html: str
         "body{font-family:sans-serif;font-size:13px;margin:1em}table{border-collapse:collapse}",
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child{text-align:left}",
         "</style></head><body>",
-        f"<h1>Benchmarks of the jobs: profile <code>{esc(profile)}</code></h1>",
+        f"<h1>Benchmarks of the jobs: study <code>{esc(study)}</code></h1>",
         f"<p>From Snakemake's benchmark files ({esc(str(root))}/): the last recorded run of every job. Wall "
         "seconds per job; max RSS is Snakemake's sampled peak resident memory of the job's processes (every "
         "0.5 s for the first 15 s, then every 30 s; NA when a job ended before its first sample).</p>",

@@ -24,7 +24,7 @@ def dcm_desiderata(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def dcm_result_path(root: str | Path, circuit: str, group: str, desideratum: str) -> Path:
-    """A DCM result: ``<root>/<circuit>/<group>/<desideratum>.json`` (root: ``results/<profile>/dcm``)."""
+    """A DCM result: ``<root>/<circuit>/<group>/<desideratum>.json`` (root: ``results/<study>/dcm``)."""
     return Path(root) / circuit / group / f"{desideratum}.json"
 
 

@@ -18,7 +18,7 @@ NOT_LOADING = ("label", "role", "base_model", "finetune", "recipe", "train_mem_m
 def checkpoint_dir(cfg: dict[str, Any], name: str) -> Path:
     """Where the DAG writes a checkpoint it makes: fine-tunes, retrained bases, converted GGUF models."""
     kind = {"finetune": "finetuned", "gguf": "converted"}.get(cfg["models"][name]["source"], "pretrained")
-    return Path("results") / cfg["profile"] / "checkpoints" / kind / name
+    return Path("results") / cfg["study"] / "checkpoints" / kind / name
 
 
 def retrained(cfg: dict[str, Any], spec: dict[str, Any]) -> bool:

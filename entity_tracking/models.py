@@ -368,7 +368,7 @@ def load_for_study(cfg: dict[str, Any], name: str, root: str | Path | None = Non
     ``root``: the workflow directory that the config's relative paths (the DAG's checkpoints, the model
     cache) are under, when it is not the current directory (the benchmark's ``--root``)."""
     if name not in cfg["models"]:
-        raise KeyError(f"model {name!r} is not in profile {cfg['profile']!r} (models: {sorted(cfg['models'])})")
+        raise KeyError(f"model {name!r} is not in study {cfg['study']!r} (models: {sorted(cfg['models'])})")
     spec, cache_dir = effective_spec(cfg, name), cfg["model_cache"]
     if root is not None:
 

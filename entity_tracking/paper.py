@@ -1,12 +1,12 @@
 """The paper's reported numbers (the headline numbers a reproduction should match), keyed by model name.
 
-Only the paper profile (``config/profiles/paper.yaml``) runs these models; the claims report
+Only the paper study (``config/studies/paper.yaml``) runs these models; the claims report
 compares its results with these numbers, and the accuracy figure marks them.
 """
 
 from __future__ import annotations
 
-PROFILE = "paper"
+STUDY = "paper"
 LLAMA, VICUNA, GOAT, FLOAT = "llama-7b", "vicuna-7b", "goat-7b", "float-7b"
 MODELS = (LLAMA, VICUNA, GOAT, FLOAT)
 NAMES = {LLAMA: "Llama-7B", VICUNA: "Vicuna-7B", GOAT: "Goat-7B", FLOAT: "FLoat-7B"}

@@ -1,11 +1,11 @@
-"""Job records, the hash manifest of a profile, and the provenance of a run.
+"""Job records, the hash manifest of a study, and the provenance of a run.
 
 Every rule's script records its job when its work finishes successfully (``recorded``): rule,
 wildcards, the sha256 of every output and input file, the parameters, seed and threads, the code
-version and the environment, in ``results/<profile>/.provenance/<rule>[/<wildcards>].json``.
-The rule ``manifest`` merges the records of the jobs that made the profile's final targets into
-``results/<profile>/manifest.json`` (deterministic: sorted keys, no timestamps, no absolute paths)
-and writes ``results/<profile>/provenance.json`` (the run's environment: package versions,
+version and the environment, in ``results/<study>/.provenance/<rule>[/<wildcards>].json``.
+The rule ``manifest`` merges the records of the jobs that made the study's final targets into
+``results/<study>/manifest.json`` (deterministic: sorted keys, no timestamps, no absolute paths)
+and writes ``results/<study>/provenance.json`` (the run's environment: package versions,
 Python, torch, CUDA, GPU, image, git commit, lock-file hashes; volatile, never compared).
 ``entity_tracking.verify`` checks a results tree against its manifest and an expected manifest.
 """
@@ -229,10 +229,23 @@ def write_record(
 ) -> Path:
     """Write the record of a finished job atomically; returns its path."""
     config = job.config if config is None else config
-    path = record_path(Path("results") / config["profile"], job.rule, dict(job.wildcards.items()))
+    path = record_path(Path("results") / config["study"], job.rule, dict(job.wildcards.items()))
     with atomic_write(path) as fh:
         fh.write(canonical(job_record(job, seed, threads, config, read)))
     return path
+
+
+def check_code(job: Any) -> None:
+    """Stop a job that imports another checkout's package than its workflow's. Snakemake puts the workflow's
+    directory after the installed packages in a script job, so an install from elsewhere would win."""
+    scriptdir = getattr(job, "scriptdir", None)  # every Snakemake script job has one
+    if scriptdir is not None and Path(scriptdir).resolve().parent != REPO:
+        workflow = Path(scriptdir).resolve().parent
+        raise RuntimeError(
+            f"rule {job.rule}: this job imports entity_tracking from {REPO}, not from its workflow's checkout "
+            f"{workflow}, so it would run other code. Fix: {sys.executable} -m pip install --no-deps "
+            f"--no-build-isolation -e {workflow} (or run with PYTHONPATH={workflow})."
+        )
 
 
 @contextmanager
@@ -255,6 +268,7 @@ def recorded(
     """
     from entity_tracking.integrity import check_job  # integrity imports this module
 
+    check_code(job)
     config = job.config if config is None else config
     check_job(job, config)  # before anything is read: the generated inputs are what their jobs wrote
     yield
@@ -269,7 +283,7 @@ def read_records(results_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def build_manifest(
-    profile: str,
+    study: str,
     targets: Iterable[str],
     config: Mapping[str, Any],
     records: list[dict[str, Any]],
@@ -322,7 +336,7 @@ def build_manifest(
         raise ManifestError("the job records do not match the files:\n  " + "\n  ".join(sorted(set(problems))))
     return {
         "format": FORMAT,
-        "profile": profile,
+        "study": study,
         "config": portable(config),
         "files": dict(sorted(files.items())),
         "sources": dict(sorted(sources.items())),
@@ -354,7 +368,7 @@ def provenance(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def write_manifest(
-    profile: str,
+    study: str,
     targets: Iterable[str],
     config: Mapping[str, Any],
     out_manifest: str | Path,
@@ -362,7 +376,7 @@ def write_manifest(
 ) -> dict[str, Any]:
     """Rule manifest: merge the job records into the manifest and write the run's provenance."""
     results_dir = Path(out_manifest).parent
-    manifest = build_manifest(profile, targets, config, read_records(results_dir))
+    manifest = build_manifest(study, targets, config, read_records(results_dir))
     with atomic_write(out_manifest) as fh:
         fh.write(canonical(manifest))
     with atomic_write(out_provenance) as fh:

@@ -195,7 +195,7 @@ def record_prompt(record: dict[str, Any]) -> Prompt:
     if prompt.text != record["prompt"]:
         raise ValueError(
             f"record {record.get('id')} is inconsistent: its prompt does not match its objects and labels. "
-            "The dataset file is corrupted or was edited: delete results/<profile>/data and rerun snakemake."
+            "The dataset file is corrupted or was edited: delete results/<study>/data and rerun snakemake."
         )
     return prompt
 

@@ -1,4 +1,4 @@
-"""Tiny models and tokenizers built in code: the offline default profile and the test fixtures.
+"""Tiny models and tokenizers built in code: the offline default study and the test fixtures.
 
 The tokenizers are word-level over the task's words, in the two conventions real tokenizers use:
 ``metaspace`` (SentencePiece-like, ``▁word``, with a BOS token, as Llama) and ``bytelevel``

@@ -1,14 +1,14 @@
-"""Verify a profile's results: the files against their manifest, the manifest against the expected one.
+"""Verify a study's results: the files against their manifest, the manifest against the expected one.
 
-    python -m entity_tracking.verify                          # default profile, in the current directory
-    python -m entity_tracking.verify --profile paper --reference authors/ --rtol 1e-3 --atol 1e-5
+    python -m entity_tracking.verify                          # default study, in the current directory
+    python -m entity_tracking.verify --study paper --reference authors/ --rtol 1e-3 --atol 1e-5
     python -m entity_tracking.verify --update-expected        # accept the current results as expected
 
 Checks, each failure naming the file or job:
 
 1. every file of the manifest (outputs and source files such as the shipped base model) exists
    and has the recorded sha256;
-2. against the expected manifest (default ``results/expected/<profile>-manifest.json`` of this
+2. against the expected manifest (default ``results/expected/<study>-manifest.json`` of this
    repository, when it exists): the same configuration, the same jobs with the same parameters,
    seeds and inputs, and the same files with the same sha256. The code version and environment
    are reported, not compared.
@@ -40,8 +40,8 @@ RENDERINGS = (".pdf", ".png", ".html", ".md", ".txt")
 IGNORED_KEYS = frozenset({"device"})  # model cards say where the model ran; not a result
 
 
-def expected_path(profile: str) -> Path:
-    return REPO / "results" / "expected" / f"{profile}-manifest.json"
+def expected_path(study: str) -> Path:
+    return REPO / "results" / "expected" / f"{study}-manifest.json"
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -161,8 +161,8 @@ def compare_expected(
         return [
             f"FORMAT   the expected manifest has format {expected.get('format')}, this run {manifest.get('format')}"
         ], []
-    if manifest["profile"] != expected["profile"]:
-        failures.append(f"PROFILE  {manifest['profile']!r} != expected {expected['profile']!r}")
+    if manifest["study"] != expected["study"]:
+        failures.append(f"STUDY  {manifest['study']!r} != expected {expected['study']!r}")
     if keys := _changed_keys(manifest["config"], expected["config"]):
         failures.append(f"CONFIG   differs from the expected configuration at: {', '.join(keys[:20])}")
     for key in sorted(set(manifest["jobs"]) | set(expected["jobs"])):
@@ -222,7 +222,7 @@ def _compare_with_reference(
 
 def verify(
     root: Path,
-    profile: str,
+    study: str,
     manifest_path: Path | None = None,
     expected: Path | None = None,
     reference: Path | None = None,
@@ -230,7 +230,7 @@ def verify(
     atol: float = 0.0,
 ) -> tuple[list[str], list[str]]:
     """``(failures, notes)`` of the results under ``root``."""
-    manifest_path = manifest_path or root / "results" / profile / "manifest.json"
+    manifest_path = manifest_path or root / "results" / study / "manifest.json"
     if not manifest_path.is_file():
         return [f"MISSING  {manifest_path}: run snakemake first (the rule manifest writes it)"], []
     manifest = load(manifest_path)
@@ -245,11 +245,11 @@ def verify(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="default")
+    ap.add_argument("--study", default="default")
     ap.add_argument("--root", type=Path, default=Path("."), help="the run's working directory (results/, figures/)")
-    ap.add_argument("--manifest", type=Path, help="default: ROOT/results/PROFILE/manifest.json")
+    ap.add_argument("--manifest", type=Path, help="default: ROOT/results/STUDY/manifest.json")
     ap.add_argument(
-        "--expected", help="expected manifest; default results/expected/PROFILE-manifest.json; 'none' to skip"
+        "--expected", help="expected manifest; default results/expected/STUDY-manifest.json; 'none' to skip"
     )
     ap.add_argument("--reference", type=Path, help="a results tree matching the expected manifest, for tolerances")
     ap.add_argument("--rtol", type=float, default=0.0)
@@ -259,16 +259,16 @@ def main(argv: list[str] | None = None) -> int:
 
     expected: Path | None = None
     if args.expected != "none":
-        expected = Path(args.expected) if args.expected else expected_path(args.profile)
+        expected = Path(args.expected) if args.expected else expected_path(args.study)
         if not expected.is_file():
             if args.expected:
                 print(f"FAIL: the expected manifest {expected} does not exist", file=sys.stderr)
                 return 1
-            print(f"note: no expected manifest for profile {args.profile!r} ({expected}); checking the run alone")
+            print(f"note: no expected manifest for study {args.study!r} ({expected}); checking the run alone")
             expected = None
     if args.update_expected:
         expected = None
-    failures, notes = verify(args.root, args.profile, args.manifest, expected, args.reference, args.rtol, args.atol)
+    failures, notes = verify(args.root, args.study, args.manifest, expected, args.reference, args.rtol, args.atol)
     for line in notes:
         print(line)
     for line in failures:
@@ -277,9 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAIL: {len(failures)} problem(s)", file=sys.stderr)
         return 1
     if args.update_expected:
-        target = Path(args.expected) if args.expected not in (None, "none") else expected_path(args.profile)
+        target = Path(args.expected) if args.expected not in (None, "none") else expected_path(args.study)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.manifest or args.root / "results" / args.profile / "manifest.json", target)
+        shutil.copyfile(args.manifest or args.root / "results" / args.study / "manifest.json", target)
         print(f"updated {target}")
     print("OK")
     return 0

@@ -7,17 +7,17 @@ from entity_tracking.layout import dcm_desiderata, dcm_plan, head_set_files
 from entity_tracking.model_specs import finetune_base_dir, loader_keys, model_inputs, spec_keys
 
 
-# ---- the profile, its results and logs, and the GPU resource
+# ---- the study, its results and logs, and the GPU resource
 
-PROFILE = config["profile"]
+STUDY = config["study"]
 MODELS = list(config["models"])
-RESULTS = f"results/{PROFILE}"
-LOGS = f"logs/{PROFILE}"
+RESULTS = f"results/{STUDY}"
+LOGS = f"logs/{STUDY}"
 BENCH = f"{LOGS}/benchmarks"  # timings vary from run to run: kept out of results/ and so out of the manifest
 
 
 def bench(rule_name, *wildcards):
-    """The benchmark file of a job: ``logs/<profile>/benchmarks/<rule>.tsv``, or ``<rule>/{w1}/{w2}.tsv``."""
+    """The benchmark file of a job: ``logs/<study>/benchmarks/<rule>.tsv``, or ``<rule>/{w1}/{w2}.tsv``."""
     if not wildcards:
         return f"{BENCH}/{rule_name}.tsv"
     return f"{BENCH}/{rule_name}/" + "/".join(f"{{{w}}}" for w in wildcards) + ".tsv"
@@ -90,7 +90,7 @@ def cmap_head_set_files(pair):
 
 # ---- figures
 
-FIGURES_DIR = f"figures/{PROFILE}"
+FIGURES_DIR = f"figures/{STUDY}"
 FINETUNED = [m for m, spec in config["models"].items() if spec["role"] == "finetuned" and spec.get("base_model")]
 
 
@@ -118,10 +118,10 @@ def circuit_files(model, prefix):
 
 
 def paper_values(name, key=None):
-    """The paper's numbers drawn on a figure of the paper profile (None elsewhere, or for other keys)."""
+    """The paper's numbers drawn on a figure of the paper study (None elsewhere, or for other keys)."""
     from entity_tracking import paper
 
-    if PROFILE != paper.PROFILE:
+    if STUDY != paper.STUDY:
         return None
     if name == "dcm":  # the paper's DCM ran on its own Llama circuit, which is our published-llama
         found_in = DCM_CIRCUITS.get(key)
@@ -151,10 +151,10 @@ CLAIM_INPUTS = {
     "knockout": expand(f"{RESULTS}/knockout/{{model}}.json", model=KNOCKOUT_MODELS),
 }
 
-# What the claims read from the config: the profile, the chance level, the models' names and pairings,
+# What the claims read from the config: the study, the chance level, the models' names and pairings,
 # and which circuits, CMAP pairs and knockout models there are.
 CLAIM_KEYS = [
-    "profile",
+    "study",
     "dataset.num_boxes",
     "circuit.external",
     "cmap.pairs",

@@ -1,4 +1,4 @@
-# Model organisms (default profile): the DAG makes the fine-tunes from the shipped base, and
+# Model organisms (default study): the DAG makes the fine-tunes from the shipped base, and
 # retrains the base from its recipe when asked (--config retrain_base=True).
 
 

@@ -1,13 +1,13 @@
 # Reproducibility: every job's script records its outputs, inputs, parameters and code
 # version (entity_tracking.provenance); rule manifest merges the records of the jobs behind
-# FINAL_TARGETS into results/<profile>/manifest.json and writes the run's provenance.json;
+# FINAL_TARGETS into results/<study>/manifest.json and writes the run's provenance.json;
 # rule verify (not part of `all`) checks the files against it and against the expected manifest
-# results/expected/<profile>-manifest.json when one is committed. Before any job of a run starts
+# results/expected/<study>-manifest.json when one is committed. Before any job of a run starts
 # (onstart in the Snakefile), entity_tracking.integrity checks what the run's jobs will read.
 
 
 rule manifest:
-    """The hash manifest of the profile (sha256 of every output, each job's inputs and parameters) and the
+    """The hash manifest of the study (sha256 of every output, each job's inputs and parameters) and the
     run's provenance (packages, Python, torch, CUDA, GPU, image, git commit, lock-file hashes)."""
     input:
         FINAL_TARGETS,
@@ -34,5 +34,5 @@ rule verify:
     run:
         from entity_tracking.verify import main as verify_main
 
-        if verify_main(["--profile", PROFILE]) != 0:
-            raise WorkflowError(f"verify: the results of profile {PROFILE!r} differ from their manifests (listed above)")
+        if verify_main(["--study", STUDY]) != 0:
+            raise WorkflowError(f"verify: the results of study {STUDY!r} differ from their manifests (listed above)")

@@ -1,5 +1,5 @@
-# The claims report: the paper's headline numbers (paper profile) and its qualitative
-# claims (every profile) beside our results, with verdicts. Every file a claim reads is an input
+# The claims report: the paper's headline numbers (paper study) and its qualitative
+# claims (every study) beside our results, with verdicts. Every file a claim reads is an input
 # (CLAIM_INPUTS in common.smk).
 
 rule claims:
@@ -22,7 +22,7 @@ rule claims:
 
 
 rule benchmark_summary:
-    """Wall time and peak memory per rule from every job's benchmark file (logs/<profile>/benchmarks/), as CSV
+    """Wall time and peak memory per rule from every job's benchmark file (logs/<study>/benchmarks/), as CSV
     and as a page of the Snakemake report. Runs after the manifest, the last job of a run."""
     input:
         f"{RESULTS}/manifest.json",
@@ -31,7 +31,7 @@ rule benchmark_summary:
         html=report(f"{LOGS}/benchmarks.html", caption="../report/captions/benchmarks.rst", category="Benchmarks"),
     params:
         root=BENCH,
-        config=pick(config, "profile"),
+        config=pick(config, "study"),
     benchmark:
         bench("benchmark_summary")
     log:

@@ -5,4 +5,4 @@ from entity_tracking.runtime import job_context
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 with job_context(sm, record=False):  # no record: timings are not results, stay out of the manifest
-    write_benchmark_summary(sm.params.root, sm.output.csv, sm.output.html, sm.config["profile"])
+    write_benchmark_summary(sm.params.root, sm.output.csv, sm.output.html, sm.config["study"])

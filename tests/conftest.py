@@ -83,8 +83,8 @@ TOY_MODELS = {
 
 @pytest.fixture
 def toy_config() -> dict[str, Any]:
-    """A custom profile of two tiny models built in code (Llama with BOS, Qwen2 without)."""
-    return build_config({"profile": "toy", "device": "cpu", "models": TOY_MODELS}, REPO / "config")
+    """A custom study of two tiny models built in code (Llama with BOS, Qwen2 without)."""
+    return build_config({"study": "toy", "device": "cpu", "models": TOY_MODELS}, REPO / "config")
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +128,7 @@ def restore_runtime():
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests on the default profile's DAG run (fixture ``default_run``) are ``workflow`` tests."""
+    """Tests on the default study's DAG run (fixture ``default_run``) are ``workflow`` tests."""
     for item in items:
         if "default_run" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.workflow)

@@ -25,7 +25,7 @@ import yaml
 
 # Keys that are not perturbed, and why.
 NOT_PERTURBED = {
-    "profile": "names the profile: another value is another profile, every path changes",
+    "study": "names the study: another value is another study, every path changes",
     "models.organism-base.path": "a model's directory: its files are inputs of the jobs that load it",
 }
 

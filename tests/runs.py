@@ -20,8 +20,10 @@ OUTPUT_TREES = ("results/default", "figures/default")
 def snakemake(
     args: list[str], cwd: Path, snakefile: Path | None = None, timeout: int = 1200
 ) -> subprocess.CompletedProcess:
-    """``snakemake ARGS`` in ``cwd`` (its own Snakefile unless ``snakefile``), offline; output captured."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    """``snakemake ARGS`` in ``cwd`` (its own Snakefile unless ``snakefile``), offline; output captured. The jobs
+    import the package of the checkout whose Snakefile runs (a copy's own, not the installed one)."""
+    code = (snakefile or cwd / "Snakefile").parent
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(code)}
     cmd = [sys.executable, "-m", "snakemake", *(["--snakefile", str(snakefile)] if snakefile else []), *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 

@@ -98,7 +98,7 @@ def write_results(
     root: str | Path,
     models: dict[str, dict[str, Any]] | None = None,
     *,
-    profile: str = "default",
+    study: str = "default",
     layers: int = 3,
     heads: int = 4,
     accuracy: dict[str, float] | None = None,
@@ -114,10 +114,10 @@ def write_results(
     no_signal: dict[str, str] | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Write ``root/results/<profile>/...`` for ``models``; return the config the claims need.
+    """Write ``root/results/<study>/...`` for ``models``; return the config the claims need.
 
     ``external`` names extra circuits (copies of the first model's, found in it) evaluated on every
-    model, like the paper profile's published circuit. Unset circuit accuracies are 0.9 x the
+    model, like the paper study's published circuit. Unset circuit accuracies are 0.9 x the
     model's accuracy. The later stages (see :func:`write_stages`) take the overrides ``dcm``
     ((circuit, group, desideratum) -> (test accuracy, chance floor)), ``activation_patching``
     ((circuit, model, group, desideratum) -> (mean, floor)), ``cmap`` ((source, output group) ->
@@ -128,7 +128,7 @@ def write_results(
     models = models or DEFAULT_MODELS
     accuracy, sizes, circuit_accuracy = accuracy or {}, sizes or {}, circuit_accuracy or {}
     random_accuracy, completeness_gap = random_accuracy or {}, completeness_gap or {}
-    res = Path(root) / "results" / profile
+    res = Path(root) / "results" / study
     gen, rng = torch.Generator().manual_seed(seed), random.Random(seed)
     acc = {m: accuracy.get(m, 0.6 + 0.05 * i) for i, m in enumerate(models)}
     circuits = {}
@@ -200,7 +200,7 @@ def write_results(
     found_in = {name: next(iter(models)) for name in external}
     write_stages(res, models, circuits, found_in, acc, layers, rng, dcm, activation_patching, cmap, knockout)
     return {
-        "profile": profile,
+        "study": study,
         "models": models,
         "dataset": {"num_boxes": 7},
         "circuit": {"external": {name: {"found_in": m} for name, m in found_in.items()}},
@@ -340,13 +340,13 @@ def write_stages(
     write_knockout_table(knockout_files, res / "knockout.csv")
 
 
-def record_results(root: str | Path, profile: str = "default") -> None:
+def record_results(root: str | Path, study: str = "default") -> None:
     """One job record claiming every file of the synthetic results tree, so that the workflow's integrity
     check (entity_tracking.integrity) accepts them as made by a job when rules read them."""
     from entity_tracking.io import sha256_file
     from entity_tracking.provenance import RECORDS
 
-    results = Path(root) / "results" / profile
+    results = Path(root) / "results" / study
     files = sorted(p for p in results.rglob("*") if p.is_file() and RECORDS not in p.parts)
     outputs = {str(p.relative_to(root)): sha256_file(p) for p in files}
     write_json(results / RECORDS / "synthetic.json", {"rule": "synthetic", "wildcards": {}, "outputs": outputs})

@@ -31,14 +31,14 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
 @pytest.fixture(scope="module")
-def toy_profile(tmp_path_factory) -> Path:
+def toy_study(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("bench") / "toy.yaml"
-    path.write_text(json.dumps({"profile": "toy", "models": {"toy-llama": TOY_MODELS["toy-llama"]}}))
+    path.write_text(json.dumps({"study": "toy", "models": {"toy-llama": TOY_MODELS["toy-llama"]}}))
     return path
 
 
-def test_every_method_gets_a_row_with_positive_numbers(toy_profile, tmp_path):
-    base = Task("toy-llama", "", configfile=str(toy_profile), records=14, dcm_steps=2, reference_senders=3)
+def test_every_method_gets_a_row_with_positive_numbers(toy_study, tmp_path):
+    base = Task("toy-llama", "", configfile=str(toy_study), records=14, dcm_steps=2, reference_senders=3)
     rows = [run_task(replace(base, method=m)) for m in METHODS]
     assert [r.method for r in rows] == list(METHODS)
     for row in rows:
@@ -62,8 +62,8 @@ def test_every_method_gets_a_row_with_positive_numbers(toy_profile, tmp_path):
     assert json.loads(js.read_text())["rows"][0]["method"] == METHODS[0] and md.read_text().startswith("| model")
 
 
-def test_a_method_in_its_own_process_and_an_unavailable_model(toy_profile, tmp_path):
-    row = run_isolated(Task("toy-llama", "evaluation", configfile=str(toy_profile), records=7))
+def test_a_method_in_its_own_process_and_an_unavailable_model(toy_study, tmp_path):
+    row = run_isolated(Task("toy-llama", "evaluation", configfile=str(toy_study), records=7))
     assert row.status == "ok" and row.wall_s > 0 and row.full_forwards == 7 and row.peak_rss_mb > 100
     missing = run_task(Task("qwen:qwen2.5-coder-0.5b", "evaluation", root=str(tmp_path)))  # not converted there
     assert missing.status.startswith("unavailable: model 'qwen2.5-coder-0.5b'") and missing.wall_s is None
@@ -122,7 +122,7 @@ def test_summary_rule_runs_and_is_in_the_report(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args", [["--config", "retrain_base=True", "--", "all", "verify"], ["--configfile", "config/profiles/qwen.yaml"]]
+    "args", [["--config", "retrain_base=True", "--", "all", "verify"], ["--configfile", "config/studies/qwen.yaml"]]
 )
 def test_every_job_writes_a_benchmark_file_under_logs(tmp_path, args):
     res = subprocess.run([*SNAKEMAKE, "-n", "--directory", str(tmp_path), *args], env=ENV, cwd=REPO,
@@ -131,12 +131,12 @@ def test_every_job_writes_a_benchmark_file_under_logs(tmp_path, args):
     blocks = re.split(r"\n(?=(?:local)?rule \w+:)", res.stdout + res.stderr)
     jobs = [b for b in blocks if re.match(r"(?:local)?rule \w+:", b) and not re.match(r"(?:local)?rule all:", b)]
     assert len(jobs) > 20
-    profile = "qwen" if "qwen" in " ".join(args) else "default"
+    study = "qwen" if "qwen" in " ".join(args) else "default"
     for block in jobs:
         rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
         if rule == "verify":  # no output and no benchmark file: Snakemake runs it every time it is asked for
             assert "\n    benchmark:" not in block and "\n    output:" not in block
             continue
-        assert re.search(rf"\n    benchmark: logs/{profile}/benchmarks/{rule}[/.]", block), block
+        assert re.search(rf"\n    benchmark: logs/{study}/benchmarks/{rule}[/.]", block), block
     rules = {re.match(r"(?:local)?rule (\w+):", b).group(1) for b in jobs}
     assert {"train_base", "verify", "benchmark_summary"} <= rules or {"convert_model", "finetune"} <= rules

@@ -1,4 +1,4 @@
-"""The claims report: verdicts on constructed results, missing inputs, other profiles, and the writers."""
+"""The claims report: verdicts on constructed results, missing inputs, other studies, and the writers."""
 
 from __future__ import annotations
 
@@ -37,12 +37,12 @@ def ours_for(paper_value: float, desideratum: str, model: str) -> float:
 
 
 def _paper_results(tmp_path, **overrides):
-    """A paper-profile results tree whose numbers are the paper's, unless overridden."""
+    """A paper-study results tree whose numbers are the paper's, unless overridden."""
     circuit_accuracy = {(paper.LLAMA, m): v for m, v in paper.LLAMA_CIRCUIT_ACCURACY.items()}
     circuit_accuracy |= {(paper.PUBLISHED_LLAMA, m): v for m, v in paper.LLAMA_CIRCUIT_ACCURACY.items()}
     circuit_accuracy |= {(paper.GOAT, m): v for m, v in paper.GOAT_CIRCUIT_ACCURACY.items()}
     settings = {
-        "profile": "paper",
+        "study": "paper",
         "layers": 32,
         "heads": 32,
         "accuracy": dict(paper.ACCURACY),
@@ -144,7 +144,7 @@ def test_missing_results_are_not_computed_and_named(tmp_path):
     assert claims[f"H.goat_circuit_accuracy.{paper.GOAT}"].verdict == PASS
 
 
-def test_headlines_are_not_applicable_on_other_profiles(tmp_path):
+def test_headlines_are_not_applicable_on_other_studies(tmp_path):
     config = write_results(tmp_path)
     claims = evaluate_claims(Results(tmp_path / "results" / "default", config))
     headlines = [c for c in claims if c.kind == "headline"]
@@ -193,7 +193,7 @@ def test_base_circuit_survives_counts_shared_nodes(tmp_path):
     assert claim.verdict == PASS and claim.ours["share"] == 1.0
 
 
-def test_a_profile_without_finetuned_models(tmp_path):
+def test_a_study_without_finetuned_models(tmp_path):
     base = next(iter(DEFAULT_MODELS))
     config = write_results(tmp_path, {base: DEFAULT_MODELS[base]})
     claims = _by_id(evaluate_claims(Results(tmp_path / "results" / "default", config)))
@@ -220,7 +220,7 @@ def test_markdown_json_and_html_reports(tmp_path):
     }
     assert data["summary"]["headline"][NOT_APPLICABLE] == 67
     md = (out / "c.md").read_text()
-    assert md.startswith("# Claims report: profile `default`")
+    assert md.startswith("# Claims report: study `default`")
     rows = [line for line in md.splitlines() if line.startswith("| Q.") or line.startswith("| H.")]
     assert len(rows) == len(claims) and all(line.count(" | ") == 6 for line in rows)  # pipes in cells are escaped
     assert "mean \\|ΔF\\|" in md

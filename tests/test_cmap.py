@@ -276,8 +276,8 @@ def test_patching_a_model_into_itself_changes_nothing(pair, mode):
 # ------------------------------------------------------------------------------------- the rule
 
 
-def _profile(tmp_path, models: dict[str, Any], cmap: dict[str, Any] | None = None) -> dict[str, Any]:
-    return build_config({"profile": "t", "device": "cpu", "models": models, "cmap": cmap or {}}, REPO / "config")
+def _study(tmp_path, models: dict[str, Any], cmap: dict[str, Any] | None = None) -> dict[str, Any]:
+    return build_config({"study": "t", "device": "cpu", "models": models, "cmap": cmap or {}}, REPO / "config")
 
 
 TWO = {
@@ -295,7 +295,7 @@ FROM_CIRCUIT = {"heads": dict.fromkeys(GROUPS, "circuit")}
 
 
 def test_run_cmap_writes_every_group_and_variant(tmp_path, small_data, monkeypatch):
-    cfg = _profile(tmp_path, TWO, FROM_CIRCUIT)
+    cfg = _study(tmp_path, TWO, FROM_CIRCUIT)
     assert cfg["cmap"]["input_mode"] == "paper"  # the paper's definition is the default
     resetting: list[int] = []
     real = cmap_module.reset_logits
@@ -326,12 +326,12 @@ def test_run_cmap_writes_every_group_and_variant(tmp_path, small_data, monkeypat
     run_cmap(cfg, "tuned", "base", data, circuit_file, dcm, out)
     assert out.read_bytes() == first  # byte-reproducible
     resetting.clear()
-    cfg_nr = _profile(tmp_path, TWO, {**FROM_CIRCUIT, "input_mode": "no_reset"})
+    cfg_nr = _study(tmp_path, TWO, {**FROM_CIRCUIT, "input_mode": "no_reset"})
     res_nr = run_cmap(cfg_nr, "tuned", "base", data, circuit_file, dcm, tmp_path / "no_reset.json")
     assert res_nr["input_mode"] == "no_reset" and resetting == []  # honoured: no plan resets
     assert res_nr["output"] == res["output"] and res_nr["target_accuracy"] == res["target_accuracy"]
     with pytest.raises(ConfigError, match="input_mode"):
-        _profile(tmp_path, TWO, {"input_mode": "reset"})
+        _study(tmp_path, TWO, {"input_mode": "reset"})
     write_cmap_table([out], tmp_path / "cmap.csv")
     rows = list(csv.DictReader((tmp_path / "cmap.csv").open()))
     assert len(rows) == 5 + 2 * 5
@@ -345,7 +345,7 @@ def test_run_cmap_writes_every_group_and_variant(tmp_path, small_data, monkeypat
 
 def test_self_pair_and_empty_head_sets(tmp_path, small_data):
     """A model patched into itself keeps its accuracy everywhere; an empty group patches nothing."""
-    cfg = _profile(tmp_path, TWO, {"pairs": [["base", "base"]], "input_groups": list(GROUPS), **FROM_CIRCUIT})
+    cfg = _study(tmp_path, TWO, {"pairs": [["base", "base"]], "input_groups": list(GROUPS), **FROM_CIRCUIT})
     data = tmp_path / "eval.jsonl"
     write_jsonl(data, small_data["eval"][:14])
     _write_circuits(tmp_path, {"base": {**CIRCUIT, "pos_detector": []}})
@@ -385,7 +385,7 @@ def test_head_sets_from_dcm_files(tmp_path):
             "struct_reader": "circuit",
         },
     }
-    cfg = _profile(tmp_path, TWO, cmap)
+    cfg = _study(tmp_path, TWO, cmap)
     circuit_file, dcm = head_set_files(cfg, "tuned", "base", str(tmp_path))
     assert circuit_file == f"{tmp_path}/circuits/base/circuit.json"  # circuit_of: target
     assert dcm == {
@@ -414,12 +414,12 @@ def test_head_sets_from_dcm_files(tmp_path):
 
 def test_pair_validation(tmp_path, bos_tokenizer, nobos_tokenizer, objects, small_data):
     with pytest.raises(ConfigError, match=r"cmap.pairs.1': \['nope'\] not a model"):
-        _profile(tmp_path, TWO, {"pairs": [["tuned", "base"], ["nope", "base"]]})
+        _study(tmp_path, TWO, {"pairs": [["tuned", "base"], ["nope", "base"]]})
     with pytest.raises(ConfigError, match="listed twice"):
-        _profile(tmp_path, TWO, {"pairs": [["tuned", "base"], ["tuned", "base"]]})
+        _study(tmp_path, TWO, {"pairs": [["tuned", "base"], ["tuned", "base"]]})
     with pytest.raises(ConfigError, match="'cmap': Additional properties"):
-        _profile(tmp_path, TWO, {"pair": []})
-    assert cmap_pairs(_profile(tmp_path, TWO, {"pairs": [["base", "tuned"]]})) == [("base", "tuned")]
+        _study(tmp_path, TWO, {"pair": []})
+    assert cmap_pairs(_study(tmp_path, TWO, {"pairs": [["base", "tuned"]]})) == [("base", "tuned")]
     records = small_data["eval"][:3]
     va, vb = check_vocabulary(bos_tokenizer, objects), check_vocabulary(nobos_tokenizer, objects)
     ea, eb = encode_records(bos_tokenizer, records, va), encode_records(nobos_tokenizer, records, vb)
@@ -434,7 +434,7 @@ def test_pairs_of_different_tokenizers_or_sizes_fail_with_the_fix(tmp_path, smal
         "qwen": {"role": "base", "source": "builtin", "builtin": {"arch": "qwen2", "tokenizer": "bytelevel"}},
         "deep": {"role": "base", "source": "builtin", "builtin": {"layers": 4}},
     }
-    cfg = _profile(tmp_path, models, {"pairs": [["tuned", "qwen"], ["tuned", "deep"]], **FROM_CIRCUIT})
+    cfg = _study(tmp_path, models, {"pairs": [["tuned", "qwen"], ["tuned", "deep"]], **FROM_CIRCUIT})
     data = tmp_path / "eval.jsonl"
     write_jsonl(data, small_data["eval"][:7])
     _write_circuits(tmp_path, {"tuned": CIRCUIT})
@@ -450,9 +450,9 @@ def test_config_head_sets(tmp_path):
     with pytest.raises(
         ConfigError, match=r"cmap.heads.value_fetcher.*Fix: set .* one of \['circuit', 'dcm:positional'"
     ):
-        _profile(tmp_path, TWO, {"heads": {"value_fetcher": "dcm"}})
+        _study(tmp_path, TWO, {"heads": {"value_fetcher": "dcm"}})
     paper = {"value_fetcher": "dcm:object_value", "pos_transmitter": "dcm:positional",
              "pos_detector": "dcm:positional", "struct_reader": "circuit"}  # fmt: skip
-    assert _profile(tmp_path, TWO)["cmap"]["heads"] == paper  # the paper's choice is the default
-    # a profile overrides one group wholesale
-    assert _profile(tmp_path, TWO, {"heads": {"pos_detector": "circuit"}})["cmap"]["heads"]["pos_detector"] == "circuit"
+    assert _study(tmp_path, TWO)["cmap"]["heads"] == paper  # the paper's choice is the default
+    # a study overrides one group wholesale
+    assert _study(tmp_path, TWO, {"heads": {"pos_detector": "circuit"}})["cmap"]["heads"]["pos_detector"] == "circuit"

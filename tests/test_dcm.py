@@ -160,7 +160,7 @@ def test_run_group_scores_the_best_mask_and_the_floor(toy, bos_tokenizer):
 
 @pytest.fixture(scope="module")
 def dcm_run(tmp_path_factory, objects):
-    """run_dcm and run_activation_patching on a profile of two toy models, with a hand-made circuit."""
+    """run_dcm and run_activation_patching on a study of two toy models, with a hand-made circuit."""
     tmp = tmp_path_factory.mktemp("dcm")
     models = {
         "a": {"role": "base", "source": "builtin", "builtin": {"arch": "llama", "layers": 3, "seed": 1}},
@@ -168,7 +168,7 @@ def dcm_run(tmp_path_factory, objects):
     }
     cfg = build_config(
         {
-            "profile": "toy",
+            "study": "toy",
             "device": "cpu",
             "models": models,
             "dcm": {

@@ -102,7 +102,7 @@ def test_paper_sized_circuits_and_missing_cells_draw(tmp_path):
     write_results(
         tmp_path,
         PAPER_MODELS,
-        profile="paper",
+        study="paper",
         layers=32,
         heads=32,
         sizes={"llama-7b": sizes},
@@ -185,4 +185,4 @@ def test_figure_and_claims_rules_run_through_snakemake_and_the_report(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     html = report.read_text(encoding="utf-8")
     assert "claims.html" in html and "accuracy.png" in html and "Causal impact of heads" in html
-    assert "cmap.png" in html and "Attention knockout" in html and "DCM (\\u00a76)" in html  # JSON-escaped
+    assert "cmap.png" in html and "Attention knockout" in html and "DCM on the circuit of" in html

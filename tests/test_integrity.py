@@ -11,9 +11,9 @@ import pytest
 
 from entity_tracking.integrity import IntegrityError, check_job, check_run, problems
 from entity_tracking.io import damaged_fix, is_workflow_output, read_json, read_jsonl, read_safetensors
-from tests.test_provenance import PROFILE, job, run_mini
+from tests.test_provenance import STUDY, job, run_mini
 
-RES = Path("results") / PROFILE
+RES = Path("results") / STUDY
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_an_edited_intermediate_is_named_with_the_job_that_made_it_and_the_fix(m
 
 
 def test_figures_are_checked_like_results(mini):
-    figure = Path("figures") / PROFILE / "f.png"
+    figure = Path("figures") / STUDY / "f.png"
     figure.parent.mkdir(parents=True)
     figure.write_bytes(b"png")
     (line,) = problems([str(figure), "figures/README.md"], RES)  # the figure is generated, the README is not

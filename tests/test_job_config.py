@@ -51,7 +51,7 @@ def test_loading_a_full_finetune_reads_its_checkpoint_settings_not_its_recipe():
         "models.organism-chat.dtype",
         "models.organism-chat.finetune.method",
         "models.organism-chat.source",
-        "profile",
+        "study",
         "dataset.objects_file",
     ]
     lora = loading_keys(CONFIG, "organism-arith-lora")  # a LoRA adapter is merged into its base's weights
@@ -88,7 +88,7 @@ def test_an_overlay_reads_each_setting_from_the_layer_that_gives_it():
 
 def test_a_job_that_reads_a_setting_its_params_do_not_carry_fails_and_is_not_recorded(workdir: Path):
     job = fake_job()
-    job.config = {"profile": "mini", "evaluation": {"confidence": 0.95, "batch_size": 8}}
+    job.config = {"study": "mini", "evaluation": {"confidence": 0.95, "batch_size": 8}}
     job.params["config"] = {"evaluation": {"batch_size": 8}}
     with pytest.raises(ConfigKeyError, match=r"evaluation\.confidence"), job_context(job):
         job.config["evaluation"]["confidence"]
@@ -97,7 +97,7 @@ def test_a_job_that_reads_a_setting_its_params_do_not_carry_fails_and_is_not_rec
 
 def test_a_job_record_lists_the_settings_the_job_read(workdir: Path):
     job = fake_job()
-    job.config = {"profile": "mini", "threads": 4, "k": {"m.1": {"seed": 3}, "n": 2}}
+    job.config = {"study": "mini", "threads": 4, "k": {"m.1": {"seed": 3}, "n": 2}}
     job.params["config"] = {"k": {"m.1": {"seed": 3}, "n": 2}}
     with job_context(job, seed="k.m.1.seed"):  # a seed by its key; a name may hold dots
         assert job.config["threads"] == 4

@@ -78,13 +78,13 @@ def test_supported_families_pass_the_check(arch, bos_tokenizer):
 
 
 def _qwen_spec() -> dict:
-    spec = yaml.safe_load((REPO / "config" / "profiles" / "qwen.yaml").read_text())["models"][QWEN]
+    spec = yaml.safe_load((REPO / "config" / "studies" / "qwen.yaml").read_text())["models"][QWEN]
     return {k: v for k, v in spec.items() if k not in ("label", "train_mem_mb")}
 
 
 @pytest.fixture
 def gguf_packages_missing(monkeypatch):
-    """The qwen profile's GGUF packages are not installed (whether or not they are on this machine)."""
+    """The qwen study's GGUF packages are not installed (whether or not they are on this machine)."""
     find_spec = importlib.util.find_spec
 
     def without_gguf(name, *args, **kwargs):

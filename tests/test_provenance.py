@@ -26,8 +26,8 @@ from entity_tracking.provenance import (
 from entity_tracking.verify import main as verify_main
 from entity_tracking.verify import verify
 
-PROFILE = "mini"
-CONFIG = {"profile": PROFILE, "seed": 3, "models": {"m": {"path": f"{REPO}/models/organisms/base"}}}
+STUDY = "mini"
+CONFIG = {"study": STUDY, "seed": 3, "models": {"m": {"path": f"{REPO}/models/organisms/base"}}}
 
 
 class Named(dict):
@@ -49,14 +49,14 @@ def job(rule: str, inputs: list[str], outputs: list[str], params: dict[str, Any]
 
 def run_mini(scale: float = 2.0) -> dict[str, Any]:
     """A two-job 'workflow' run by hand in the current directory: data -> table (a parameter), records, manifest."""
-    res = Path("results") / PROFILE
+    res = Path("results") / STUDY
     write_json(res / "data.json", {"values": [1.0, 2.0, 3.0]})
     write_record(job("data", [f"{REPO}/config/config.yaml"], [str(res / "data.json")], {}), seed=3, threads=1)
     values = json.loads((res / "data.json").read_text())["values"]
     write_json(res / "table.json", {"scaled": [v * scale for v in values], "device": "cpu"})
     table = job("table", [str(res / "data.json")], [str(res / "table.json")], {"scale": scale}, model="m")
     write_record(table, seed=3, threads=1)
-    manifest = write_manifest(PROFILE, [str(res / "table.json")], CONFIG, res / "manifest.json", res / "prov.json")
+    manifest = write_manifest(STUDY, [str(res / "table.json")], CONFIG, res / "manifest.json", res / "prov.json")
     return manifest
 
 
@@ -69,67 +69,67 @@ def mini(tmp_path: Path, monkeypatch) -> Path:
 
 def _expected(root: Path) -> Path:
     expected = root / "expected.json"
-    expected.write_bytes((root / "results" / PROFILE / "manifest.json").read_bytes())
+    expected.write_bytes((root / "results" / STUDY / "manifest.json").read_bytes())
     return expected
 
 
 def test_manifest_records_hashes_inputs_params_and_code(mini: Path):
-    manifest = json.loads((mini / "results" / PROFILE / "manifest.json").read_text())
-    assert set(manifest["files"]) == {f"results/{PROFILE}/data.json", f"results/{PROFILE}/table.json"}
+    manifest = json.loads((mini / "results" / STUDY / "manifest.json").read_text())
+    assert set(manifest["files"]) == {f"results/{STUDY}/data.json", f"results/{STUDY}/table.json"}
     assert list(manifest["sources"]) == ["{repo}/config/config.yaml"]  # a file no job made
     table = manifest["jobs"]["table[model=m]"]
     assert table["params"] == {"scale": 2.0} and table["seed"] == 3 and table["wildcards"] == {"model": "m"}
-    assert table["inputs"] == [f"results/{PROFILE}/data.json"] and table["outputs"] == [f"results/{PROFILE}/table.json"]
-    record = json.loads((mini / "results" / PROFILE / ".provenance" / "table" / "model=m.json").read_text())
-    assert record["inputs"] == {f"results/{PROFILE}/data.json": manifest["files"][f"results/{PROFILE}/data.json"]}
+    assert table["inputs"] == [f"results/{STUDY}/data.json"] and table["outputs"] == [f"results/{STUDY}/table.json"]
+    record = json.loads((mini / "results" / STUDY / ".provenance" / "table" / "model=m.json").read_text())
+    assert record["inputs"] == {f"results/{STUDY}/data.json": manifest["files"][f"results/{STUDY}/data.json"]}
     assert len(table["code"]["sources_sha256"]) == 64 and "git_commit" in table["code"]
     assert manifest["config"]["models"]["m"]["path"] == "{repo}/models/organisms/base"  # no absolute path
-    assert (mini / "results" / PROFILE / "manifest.json").read_text() == canonical(manifest)
-    prov = json.loads((mini / "results" / PROFILE / "prov.json").read_text())
+    assert (mini / "results" / STUDY / "manifest.json").read_text() == canonical(manifest)
+    prov = json.loads((mini / "results" / STUDY / "prov.json").read_text())
     assert prov["device"]["gpu"] == "cpu" and prov["environment"]["packages"]["torch"].startswith("2.")
     assert list(prov["jobs_per_environment"].values()) == [2]
 
 
 def test_verify_passes_on_an_untouched_run(mini: Path, capsys):
-    assert verify_main(["--profile", PROFILE, "--root", str(mini), "--expected", str(_expected(mini))]) == 0
+    assert verify_main(["--study", STUDY, "--root", str(mini), "--expected", str(_expected(mini))]) == 0
     assert "OK" in capsys.readouterr().out
 
 
 def test_tampered_file_fails_naming_it(mini: Path, capsys):
     expected = _expected(mini)
-    table = mini / "results" / PROFILE / "table.json"
+    table = mini / "results" / STUDY / "table.json"
     table.write_text(table.read_text().replace("2.0", "2.5"))
-    assert verify_main(["--profile", PROFILE, "--root", str(mini), "--expected", str(expected)]) == 1
+    assert verify_main(["--study", STUDY, "--root", str(mini), "--expected", str(expected)]) == 1
     err = capsys.readouterr().err
-    assert f"CHANGED  results/{PROFILE}/table.json" in err and "data.json" not in err
+    assert f"CHANGED  results/{STUDY}/table.json" in err and "data.json" not in err
 
 
 def test_deleted_file_fails_naming_it_missing(mini: Path):
-    (mini / "results" / PROFILE / "data.json").unlink()
-    failures, _ = verify(mini, PROFILE)
-    assert failures == [f"MISSING  results/{PROFILE}/data.json"]
+    (mini / "results" / STUDY / "data.json").unlink()
+    failures, _ = verify(mini, STUDY)
+    assert failures == [f"MISSING  results/{STUDY}/data.json"]
 
 
 def test_edited_parameter_changes_the_record_and_fails_against_the_expected(mini: Path):
     expected = _expected(mini)
     before = json.loads(expected.read_text())
     run_mini(scale=3.0)  # the same 'workflow' with another parameter
-    after = json.loads((mini / "results" / PROFILE / "manifest.json").read_text())
+    after = json.loads((mini / "results" / STUDY / "manifest.json").read_text())
     assert after["jobs"]["table[model=m]"]["params"] == {"scale": 3.0}
-    assert after["files"][f"results/{PROFILE}/table.json"] != before["files"][f"results/{PROFILE}/table.json"]
-    failures, _ = verify(mini, PROFILE, expected=expected)
+    assert after["files"][f"results/{STUDY}/table.json"] != before["files"][f"results/{STUDY}/table.json"]
+    failures, _ = verify(mini, STUDY, expected=expected)
     assert "PARAMS   table[model=m]: params differs from the expected (scale)" in failures
-    assert f"DIFFERS  results/{PROFILE}/table.json (sha256 differs from the expected manifest)" in failures
+    assert f"DIFFERS  results/{STUDY}/table.json (sha256 differs from the expected manifest)" in failures
     assert not any("data.json" in f for f in failures)  # what did not change is not blamed
 
 
 def test_manifest_refuses_records_that_do_not_match_the_files(mini: Path):
-    res = mini / "results" / PROFILE
+    res = mini / "results" / STUDY
     (res / "data.json").write_text('{"values": [9]}\n')  # edited after its job, before the manifest
-    with pytest.raises(ManifestError, match=f"results/{PROFILE}/data.json changed since its job recorded it"):
-        build_manifest(PROFILE, [str(res / "table.json")], CONFIG, read_records(res))
+    with pytest.raises(ManifestError, match=f"results/{STUDY}/data.json changed since its job recorded it"):
+        build_manifest(STUDY, [str(res / "table.json")], CONFIG, read_records(res))
     with pytest.raises(ManifestError, match="no job record"):
-        build_manifest(PROFILE, [str(res / "prov.json")], CONFIG, read_records(res))
+        build_manifest(STUDY, [str(res / "prov.json")], CONFIG, read_records(res))
 
 
 def test_tolerance_against_a_reference_tree(mini: Path, tmp_path_factory):
@@ -137,19 +137,19 @@ def test_tolerance_against_a_reference_tree(mini: Path, tmp_path_factory):
     expected = _expected(mini)
     reference = tmp_path_factory.mktemp("reference")
     shutil.copytree(mini / "results", reference / "results")  # e.g. the authors' published results
-    res = mini / "results" / PROFILE
+    res = mini / "results" / STUDY
     table = res / "table.json"
     write_json(table, {"scaled": [2.0 + 1e-9, 4.0, 6.0], "device": "cuda:0"})
-    write_record(job("table", [f"results/{PROFILE}/data.json"], [str(table)], {"scale": 2.0}, model="m"), 3, 1)
-    write_manifest(PROFILE, [str(table)], CONFIG, res / "manifest.json", res / "prov.json")
-    args = ["--profile", PROFILE, "--root", str(mini), "--expected", str(expected)]
+    write_record(job("table", [f"results/{STUDY}/data.json"], [str(table)], {"scale": 2.0}, model="m"), 3, 1)
+    write_manifest(STUDY, [str(table)], CONFIG, res / "manifest.json", res / "prov.json")
+    args = ["--study", STUDY, "--root", str(mini), "--expected", str(expected)]
     assert verify_main(args) == 1  # bytes differ
     assert verify_main([*args, "--reference", str(reference), "--rtol", "1e-6"]) == 0
     write_json(table, {"scaled": [2.1, 4.0, 6.0], "device": "cpu"})
-    write_record(job("table", [f"results/{PROFILE}/data.json"], [str(table)], {"scale": 2.0}, model="m"), 3, 1)
-    write_manifest(PROFILE, [str(table)], CONFIG, res / "manifest.json", res / "prov.json")
-    failures, _ = verify(mini, PROFILE, expected=expected, reference=reference, rtol=1e-6)
-    assert failures == [f"DIFFERS  results/{PROFILE}/table.json beyond rtol=1e-06, atol=0: scaled[0]: 2.1 != 2.0"]
+    write_record(job("table", [f"results/{STUDY}/data.json"], [str(table)], {"scale": 2.0}, model="m"), 3, 1)
+    write_manifest(STUDY, [str(table)], CONFIG, res / "manifest.json", res / "prov.json")
+    failures, _ = verify(mini, STUDY, expected=expected, reference=reference, rtol=1e-6)
+    assert failures == [f"DIFFERS  results/{STUDY}/table.json beyond rtol=1e-06, atol=0: scaled[0]: 2.1 != 2.0"]
 
 
 def test_portable_paths(tmp_path: Path):
@@ -161,14 +161,14 @@ def test_portable_paths(tmp_path: Path):
 @pytest.mark.parametrize("outcome", ["ok", "fail", "no output", "record=False"])
 def test_a_job_is_recorded_only_when_its_block_succeeds(tmp_path: Path, monkeypatch, outcome: str):
     monkeypatch.chdir(tmp_path)
-    out = Path("results") / PROFILE / "out.txt"
+    out = Path("results") / STUDY / "out.txt"
     raises = pytest.raises(RuntimeError) if outcome == "fail" else nullcontext()  # the error propagates
     with raises, recorded(job("r", [], [str(out)], {}), seed=1, threads=1, record=outcome != "record=False"):
         if outcome != "no output":
             write_json(out, {})
         if outcome == "fail":
             raise RuntimeError("the job failed after writing its output")
-    record = Path("results") / PROFILE / ".provenance" / "r.json"
+    record = Path("results") / STUDY / ".provenance" / "r.json"
     assert record.is_file() == (outcome == "ok")
     if outcome == "ok":
         assert list(json.loads(record.read_text())["outputs"]) == [str(out)]

@@ -162,11 +162,11 @@ def check_dry_run(argv: Argv) -> None:
 
 
 def check_report(argv: Argv) -> None:
-    """Built into a temporary file when results/<profile>/manifest.json (a finished run) exists."""
+    """Built into a temporary file when results/<study>/manifest.json (a finished run) exists."""
     i = argv.index("--report") + 1
-    profile = argv[i].split("/")[1] if argv[i].startswith("results/") else "default"
-    if not (REPO / "results" / profile / "manifest.json").is_file():
-        pytest.skip(f"results/{profile}/manifest.json is absent: the report is made after a run")
+    study = argv[i].split("/")[1] if argv[i].startswith("results/") else "default"
+    if not (REPO / "results" / study / "manifest.json").is_file():
+        pytest.skip(f"results/{study}/manifest.json is absent: the report is made after a run")
     with tempfile.TemporaryDirectory() as tmp:
         assert_ok(snakemake(*argv[1:i], f"{tmp}/report.html", *argv[i + 1 :]))
         assert Path(tmp, "report.html").stat().st_size > 0
@@ -293,6 +293,6 @@ All checks passed!
 
 def test_a_target_after_configfile_fails_the_dry_run() -> None:
     """The bug this file was written for: --configfile takes every following word, so a target after it is lost."""
-    target, configfile = "results/qwen/checkpoints/converted/qwen2.5-coder-0.5b", "config/profiles/qwen.yaml"
+    target, configfile = "results/qwen/checkpoints/converted/qwen2.5-coder-0.5b", "config/studies/qwen.yaml"
     assert_ok(snakemake("-n", "--cores", "1", target, "--configfile", configfile))  # the documented form
     assert snakemake("-n", "--cores", "1", "--configfile", configfile, target).returncode != 0

@@ -19,8 +19,8 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
-def tiny_profile(root: Path) -> Path:
-    """A profile of a 1-layer base checkpoint (sha256-checked) and two short fine-tunes, on a few records."""
+def tiny_study(root: Path) -> Path:
+    """A study of a 1-layer base checkpoint (sha256-checked) and two short fine-tunes, on a few records."""
     from entity_tracking.io import sha256_file
     from entity_tracking.organisms import organism_tokenizer, save_checkpoint
     from entity_tracking.toy import build_model
@@ -30,8 +30,8 @@ def tiny_profile(root: Path) -> Path:
     save_checkpoint(model, tok, root / "base", {})
     tune = {"steps": 8, "batch_size": 4, "lr": 0.001, "seed": 1}
     splits = {"discovery": 2, "ablation": 1, "eval": 3, "dcm_train": 2, "dcm_val": 2, "dcm_test": 2}
-    profile = {
-        "profile": "tiny",
+    study = {
+        "study": "tiny",
         "device": "cpu",
         "dataset": {"splits": splits},
         "models": {
@@ -56,7 +56,7 @@ def tiny_profile(root: Path) -> Path:
         },
     }
     path = root / "tiny.yaml"
-    path.write_text(json.dumps(profile))
+    path.write_text(json.dumps(study))
     return path
 
 
@@ -81,8 +81,8 @@ def snapshot(root: Path, paths: list[str]) -> dict[str, tuple[int, bytes]]:
 @pytest.mark.workflow
 def test_a_killed_run_resumes_without_recomputing_finished_outputs(tmp_path: Path):
     """Killed (SIGKILL) after a few jobs of the accuracy table's DAG (data, fine-tunes, model cards, evaluations)."""
-    profile = tiny_profile(tmp_path)
-    args = ["--configfile", str(profile), "--directory", str(tmp_path), "results/tiny/accuracy.csv"]
+    study = tiny_study(tmp_path)
+    args = ["--configfile", str(study), "--directory", str(tmp_path), "results/tiny/accuracy.csv"]
     log_file = tmp_path / "killed.log"
     with log_file.open("w") as log:  # one job at a time, so the kill lands between finished and unstarted jobs
         proc = subprocess.Popen(
@@ -112,7 +112,7 @@ def test_a_killed_run_resumes_without_recomputing_finished_outputs(tmp_path: Pat
     hint = tmp_path / "hint.yaml"
     hint.write_text(json.dumps({"models": {"lora": {"train_mem_mb": 5000}, "base": {"train_mem_mb": 3000}}}))
     plan = subprocess.run(
-        [*SNAKEMAKE, "-n", "--configfile", str(profile), str(hint), *args[2:]], env=ENV, capture_output=True, text=True
+        [*SNAKEMAKE, "-n", "--configfile", str(study), str(hint), *args[2:]], env=ENV, capture_output=True, text=True
     )
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert "Nothing to be done" in plan.stdout + plan.stderr, (plan.stdout + plan.stderr)[-3000:]

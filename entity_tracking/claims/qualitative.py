@@ -1,4 +1,4 @@
-"""The paper's qualitative claims, tested on any profile's models: one function per claim in ``QUALITATIVE``."""
+"""The paper's qualitative claims, tested on any study's models: one function per claim in ``QUALITATIVE``."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _check(claim: Claim, compute: Callable[[], tuple[Any, bool | None, str]]) ->
 
 
 def _no_finetuned(claim_id: str, statement: str, source: str) -> list[Claim]:
-    note = "This profile has no fine-tuned model with a base_model."
+    note = "This study has no fine-tuned model with a base_model."
     return [Claim(claim_id, "qualitative", statement, source, verdict=NOT_APPLICABLE, note=note)]
 
 
@@ -341,7 +341,7 @@ def cmap_lifts_base(r: Results) -> list[Claim]:
     """Patching the fine-tuned model's value fetcher or position transmitter outputs into its base lifts the
     base's accuracy (the paper: Goat -> Llama VF 0.82, PT 0.78 against 0.66): a paired test, one-sided."""
     if not r.cmap_pairs():
-        note = "No CMAP pair patches a fine-tuned model into its base_model on this profile."
+        note = "No CMAP pair patches a fine-tuned model into its base_model in this study."
         statement = "CMAP of the value fetcher and position transmitter lifts the base"
         return [Claim("Q.cmap_lifts_base", "qualitative", statement, CMAP_SOURCE, CMAP_REF, verdict=NOT_APPLICABLE,
                       note=note)]  # fmt: skip

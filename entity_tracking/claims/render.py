@@ -35,12 +35,12 @@ def summary(claims: Iterable[Claim]) -> dict[str, dict[str, int]]:
 INTRO = (
     "The paper's claims and numbers beside ours, each with a verdict: pass, fail, not computed (an input "
     "does not exist yet; the note names it) or not applicable. Headline numbers are checked on the paper "
-    "profile only; qualitative claims on every profile's models. Criteria and tolerances: "
+    "study only; qualitative claims on every study's models. Criteria and tolerances: "
     "`entity_tracking/claims/` and docs/claims.md. In brackets after each claim: where the original "
     "repository gives the paper's number."
 )
 SECTIONS = (
-    ("qualitative", "Qualitative claims of the paper, tested on this profile's models"),
+    ("qualitative", "Qualitative claims of the paper, tested in this study's models"),
     ("headline", "Headline numbers of the paper, ours beside them"),
 )
 COLUMNS = ("id", "claim", "paper", "ours", "criterion", "verdict", "note")
@@ -50,11 +50,11 @@ def _cells(c: Claim) -> list[str]:
     return [c.id, f"{c.statement} ({c.source})", _fmt(c.paper), _fmt(c.ours), c.tolerance, c.verdict, c.note]
 
 
-def write_claims(claims: list[Claim], profile: str, out_md: str | Path, out_json: str | Path) -> None:
+def write_claims(claims: list[Claim], study: str, out_md: str | Path, out_json: str | Path) -> None:
     """The report as markdown (a table per kind) and as JSON (every field of every claim)."""
     counts = summary(claims)
-    write_json(out_json, {"profile": profile, "summary": counts, "claims": [asdict(c) for c in claims]})
-    lines = [f"# Claims report: profile `{profile}`", "", INTRO, ""]
+    write_json(out_json, {"study": study, "summary": counts, "claims": [asdict(c) for c in claims]})
+    lines = [f"# Claims report: study `{study}`", "", INTRO, ""]
     for kind, title in SECTIONS:
         tally = ", ".join(f"{n} {v}" for v, n in counts.get(kind, {}).items() if n)
         lines += [f"## {title}", "", f"Verdicts: {tally or 'none'}.", ""]
@@ -72,7 +72,7 @@ def write_claims(claims: list[Claim], profile: str, out_md: str | Path, out_json
 VERDICT_COLORS = {PASS: "#d9f2d9", FAIL: "#f8d7d7", NOT_COMPUTED: "#eeeeee", NOT_APPLICABLE: "#ffffff"}
 
 
-def write_claims_html(claims: list[Claim], profile: str, out_html: str | Path) -> None:
+def write_claims_html(claims: list[Claim], study: str, out_html: str | Path) -> None:
     """A self-contained HTML page of the same tables, for the Snakemake report."""
     esc = html.escape
     parts = [
@@ -80,7 +80,7 @@ def write_claims_html(claims: list[Claim], profile: str, out_html: str | Path) -
         "body{font-family:sans-serif;font-size:13px;margin:1em}table{border-collapse:collapse;width:100%}",
         "td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left}",
         "</style></head><body>",
-        f"<h1>Claims report: profile <code>{esc(profile)}</code></h1><p>{esc(INTRO)}</p>",
+        f"<h1>Claims report: study <code>{esc(study)}</code></h1><p>{esc(INTRO)}</p>",
     ]
     counts = summary(claims)
     for kind, title in SECTIONS:

@@ -1,4 +1,4 @@
-"""Rule claims: evaluate every claim on a profile's results and write the report."""
+"""Rule claims: evaluate every claim on a study's results and write the report."""
 
 from __future__ import annotations
 
@@ -21,6 +21,6 @@ def run_claims(
 ) -> list[Claim]:
     """Rule claims: evaluate every claim on the results under ``root`` and write the three reports."""
     claims = evaluate_claims(Results(root, config))
-    write_claims(claims, config["profile"], out_md, out_json)
-    write_claims_html(claims, config["profile"], out_html)
+    write_claims(claims, config["study"], out_md, out_json)
+    write_claims_html(claims, config["study"], out_html)
     return claims

@@ -1,4 +1,4 @@
-"""Reading one profile's results for the claims: :class:`Results`, :class:`Claim`, the verdicts, thresholds and
+"""Reading one study's results for the claims: :class:`Results`, :class:`Claim`, the verdicts, thresholds and
 the helpers the headline and qualitative claims share."""
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Missing(Exception):
 
 
 class Results:
-    """Read access to one profile's results directory, raising :class:`Missing` for absent files."""
+    """Read access to one study's results directory, raising :class:`Missing` for absent files."""
 
     def __init__(self, root: str | Path, config: dict[str, Any]) -> None:
         self.root = Path(root)
@@ -91,7 +91,7 @@ class Results:
         return self.config["models"].get(model, {}).get("label", model)
 
     def finetuned(self) -> list[tuple[str, str]]:
-        """(fine-tuned model, its base model) pairs, in profile order."""
+        """(fine-tuned model, its base model) pairs, in study order."""
         specs = self.config["models"]
         return [(m, s["base_model"]) for m, s in specs.items() if s.get("role") == "finetuned" and s.get("base_model")]
 

@@ -2,7 +2,7 @@
 
 One panel per blocked-from position (the last token; the query label): accuracy when every head of
 layers s..L-1 cannot attend from that position to the condition's target, for each start layer s,
-with 95 % intervals as bands and the model's own accuracy as a dashed line. On the paper profile
+with 95 % intervals as bands and the model's own accuracy as a dashed line. In the paper study
 the paper's Llama curves are drawn thin and dotted in the same colours.
 """
 
