@@ -30,7 +30,7 @@ from entity_tracking.io import atomic_write, is_workflow_output, sha256_file
 from entity_tracking.job_config import RUNTIME_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
-FORMAT = 1
+FORMAT = 2  # 2: the study is named by the key 'study' (1: 'profile')
 RECORDS = ".provenance"
 # What "the code" is: every file whose change can change an output.
 CODE_GLOBS = (

@@ -159,7 +159,9 @@ def compare_expected(
     notes: list[str] = []
     if manifest.get("format") != expected.get("format"):
         return [
-            f"FORMAT   the expected manifest has format {expected.get('format')}, this run {manifest.get('format')}"
+            f"FORMAT   the expected manifest has format {expected.get('format')}, this run {manifest.get('format')}: "
+            "they come from different versions of the code. Fix: verify against a manifest of this version "
+            "(python -m entity_tracking.verify --update-expected after a fresh run makes one)."
         ], []
     if manifest["study"] != expected["study"]:
         failures.append(f"STUDY  {manifest['study']!r} != expected {expected['study']!r}")
