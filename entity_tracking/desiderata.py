@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from entity_tracking.dataset import Prompt
+from entity_tracking.layout import MANIFEST, desiderata_file
 
 ORIGINAL: tuple[str, ...] = ("positional", "object_value", "box_label_value")
 ADDITIONAL: tuple[str, ...] = (
@@ -259,7 +260,8 @@ def source_prompt(example: dict[str, Any], records_by_id: dict[str, dict[str, An
 def write_desiderata(
     records: dict[str, Sequence[dict[str, Any]]], desiderata: Sequence[str], seed: int, out_dir: str | Path
 ) -> dict[str, Any]:
-    """Rule desiderata: ``<out_dir>/<desideratum>/<split>.jsonl`` for every split given, and a manifest."""
+    """Rule desiderata: the pairs of every desideratum and split given (``layout.DESIDERATUM_FILE`` in ``out_dir``),
+    and a manifest."""
     from entity_tracking.io import sha256_file, write_json, write_jsonl
 
     out_dir = Path(out_dir)
@@ -267,7 +269,7 @@ def write_desiderata(
     for name in desiderata:
         manifest["desiderata"][name] = {}
         for split, recs in records.items():
-            path = out_dir / name / f"{split}.jsonl"
+            path = desiderata_file(out_dir, name, split)
             examples = build_examples(name, recs, seed, split)
             write_jsonl(path, examples)
             answers = {r["id"]: r["answer"] for r in recs}
@@ -277,5 +279,5 @@ def write_desiderata(
                 "label_is_base_answer": same / len(examples) if examples else None,
                 "sha256": sha256_file(path),
             }
-    write_json(out_dir / "manifest.json", manifest)
+    write_json(out_dir / MANIFEST, manifest)
     return manifest
