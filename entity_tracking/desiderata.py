@@ -16,18 +16,10 @@ segment, an extra box before or after the context, three extra labels before the
 the next segment as the label (``incorrect_segment``), the queried segment reworded or negated,
 commas removed or added.
 
-Sampling (fixes of the original, whose labels were not always distinguishable):
-
-* the source's queried segment differs from the base's *actual* query segment (the original
-  compared against the segment of the query string, always 0, so ~1/7 of its pairs asked for the
-  base's own answer and every no-op scored ~13%);
-* the label is never the base's own answer, and the three outcomes "base answer", "object at the
-  source's position" and "source's answer" are always three different objects (the source's answer
-  is not an object of the base context);
-* the ``box_label_value`` label is tokenized like every other answer (the original passed a list to
-  the tokenizer, so that label never matched and every score was 0.0);
-* ``altered_box_obj_order`` on the last segment gives a well-formed prompt (the original left a
-  stray ", ." there); the extra box of ``add_seg_*`` never repeats an object or label of the source.
+Sampling: the source's queried segment differs from the base's actual query segment; the label is
+never the base's own answer, and "base answer", "object at the source's position" and "source's
+answer" are always three different objects. Where this differs from the original:
+docs/differences.md, "DCM and activation patching".
 
 The *chance floor* of a desideratum is the score of an intervention that does nothing: the base
 model's own predictions scored against the labels. Its data part, the share of labels equal to the
