@@ -2,8 +2,8 @@
 
 For every circuit with DCM results, group and desideratum, the heads DCM selected (on the
 circuit's own model) are patched fully from the source into a model's run on the base prompt, at
-the group's position, each prompt at its own position (the same convention as DCM; the original
-read the structure reader's source at the *base's* position). The score is the share of
+the group's position, each prompt at its own position (as DCM; the original's differs:
+docs/differences.md). The score is the share of
 predictions equal to the desideratum's label, over several repeats, each with fresh seeded
 source pairings of a held-out split; beside it, the chance floor of the same pairs (no patching).
 """

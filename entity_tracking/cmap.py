@@ -390,70 +390,89 @@ def _kv_heads(patches: Sequence[Patch]) -> list[list[int]]:
     return [list(x) for x in sorted({(p.layer, h) for p in patches if p.site in ("k", "v") for h in p.heads})]
 
 
-def _free(loaded: Any) -> None:
-    del loaded
+def _release_memory() -> None:
+    """Return the memory of a model no longer referenced (CPU, and the CUDA cache)."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
-def run_cmap(
-    cfg: dict[str, Any],
-    source: str,
-    target: str,
-    data_file: str | Path,
-    circuit_file: str | Path,
-    dcm_files: dict[str, str],
-    out_json: str | Path,
-) -> dict[str, Any]:
-    """Rule cmap: one (source, target) pair, every group, output and input variants."""
-    settings = cfg["cmap"]
-    mode = settings["input_mode"]
-    confidence = cfg["evaluation"]["confidence"]
-    records = read_jsonl(data_file)
-    name = circuit_name(cfg, source, target)
+@dataclass
+class SourceRun:
+    """The source side of a CMAP pair: its prompts, head sets and patch plans, and per batch of prompts the
+    activations the plans patch (on the CPU) and the source's own predictions."""
 
-    loaded, vocab_s = load_for_study(cfg, source)
+    enc: Encoded
+    vocab: Any
+    geometry: dict[str, int]
+    head_sets: dict[str, dict[str, Any]]
+    plans: dict[str, list[Patch]]
+    slots: dict[SlotKey, list[int]]
+    batches: list[torch.Tensor]
+    cached: list[dict[SlotKey, torch.Tensor]]
+    predictions: torch.Tensor
+
+
+def run_source(
+    cfg: dict[str, Any], source: str, records: list[dict[str, Any]], name: str, circuit_file: str | Path,
+    dcm_files: dict[str, str],
+) -> SourceRun:  # fmt: skip
+    """Load the source, resolve the head sets of circuit ``name``, cache what the patches need; free the model."""
+    loaded, vocab = load_for_study(cfg, source)
     parts = ModelParts.of(loaded.model)
-    geometry = _geometry(parts)
-    enc = encode_records(loaded.tokenizer, records, vocab_s)
+    enc = encode_records(loaded.tokenizer, records, vocab)
     head_sets = resolve_head_sets(cfg, name, circuit_file, dcm_files, parts.num_layers, parts.heads)
     plans = plans_for(parts, head_sets, cfg)
     slots = needed_slots(plans)
-    batches = equal_length_batches(enc.attention_mask, settings["batch_size"])
+    batches = equal_length_batches(enc.attention_mask, cfg["cmap"]["batch_size"])
     cached = []
-    source_pred = torch.empty(len(enc), dtype=torch.long)
+    predictions = torch.empty(len(enc), dtype=torch.long)
     for rows in tqdm(batches, desc=f"cache {source}", unit="batch", disable=None):
         acts, logits = capture_source(parts, enc.select(rows), slots)
         cached.append(acts)
-        source_pred[rows] = logits.argmax(-1)
-    _free(loaded)
-    del parts
+        predictions[rows] = logits.argmax(-1)
+    geometry = _geometry(parts)
+    del parts, loaded  # one model in memory at a time: the source goes before the target loads
+    _release_memory()
+    return SourceRun(enc, vocab, geometry, head_sets, plans, slots, batches, cached, predictions)
 
-    loaded, vocab_t = load_for_study(cfg, target)
+
+def run_target(
+    cfg: dict[str, Any], source: str, target: str, records: list[dict[str, Any]], src: SourceRun
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Load the target and run every plan of ``src`` in it: its own predictions and those of each plan."""
+    loaded, vocab = load_for_study(cfg, target)
     parts = ModelParts.of(loaded.model)
-    enc_t = encode_records(loaded.tokenizer, records, vocab_t)
-    check_pair(source, target, enc, enc_t, vocab_s, vocab_t)
-    if _geometry(parts) != geometry:
+    check_pair(source, target, src.enc, encode_records(loaded.tokenizer, records, vocab), src.vocab, vocab)
+    if _geometry(parts) != src.geometry:
         raise CmapPairError(
-            f"CMAP pair {source} -> {target}: different geometry {geometry} vs {_geometry(parts)}; heads can only be "
-            "patched between models of one architecture. Fix: remove the pair from cmap.pairs."
+            f"CMAP pair {source} -> {target}: different geometry {src.geometry} vs {_geometry(parts)}; heads can only "
+            "be patched between models of one architecture. Fix: remove the pair from cmap.pairs."
         )
+    mode = cfg["cmap"]["input_mode"]
     device = next(parts.model.parameters()).device
-    target_pred = torch.empty(len(enc), dtype=torch.long)
-    preds = {k: torch.empty(len(enc), dtype=torch.long) for k in plans}
-    pairs = list(zip(batches, cached, strict=True))
+    own_pred = torch.empty(len(src.enc), dtype=torch.long)
+    preds = {k: torch.empty(len(src.enc), dtype=torch.long) for k in src.plans}
+    pairs = list(zip(src.batches, src.cached, strict=True))
     for rows, acts in tqdm(pairs, desc=f"patch {source}->{target}", unit="batch", disable=None):
-        batch = enc.select(rows)
+        batch = src.enc.select(rows)
         clean = clean_run(parts, batch.input_ids.to(device))
         own = clean.logits.argmax(-1).cpu()
-        target_pred[rows] = own
-        for key, patches in plans.items():
+        own_pred[rows] = own
+        for key, patches in src.plans.items():
             reset = resets(key, mode)
-            patched = cmap_logits(parts, batch, clean, patches, acts, slots, reset=reset) if patches else None
+            patched = cmap_logits(parts, batch, clean, patches, acts, src.slots, reset=reset) if patches else None
             preds[key][rows] = own if patched is None else patched.argmax(-1)
+    return own_pred, preds
 
-    answers = enc.answer_ids
+
+def cmap_result(
+    cfg: dict[str, Any], source: str, target: str, name: str, data_file: str | Path, src: SourceRun,
+    target_pred: torch.Tensor, preds: dict[str, torch.Tensor],
+) -> dict[str, Any]:  # fmt: skip
+    """The result of a pair: both models' accuracies, and every output and input patch's, with its head count."""
+    settings, confidence, answers = cfg["cmap"], cfg["evaluation"]["confidence"], src.enc.answer_ids
+    plans, head_sets = src.plans, src.head_sets
 
     def entry(key: str, heads: int) -> dict[str, Any]:
         return {"heads": heads, "patched": bool(plans[key]), **accuracy(preds[key], answers, confidence)}
@@ -463,11 +482,11 @@ def run_cmap(
         "target": target,
         "circuit": name,
         "circuit_of": settings["circuit_of"],
-        "input_mode": mode,
-        "records": len(enc),
+        "input_mode": settings["input_mode"],
+        "records": len(src.enc),
         "data_sha256": sha256_file(data_file),
-        "geometry": geometry,
-        "source_accuracy": accuracy(source_pred, answers, confidence),
+        "geometry": src.geometry,
+        "source_accuracy": accuracy(src.predictions, answers, confidence),
         "target_accuracy": accuracy(target_pred, answers, confidence),
         "head_sets": head_sets,
         "output": {},
@@ -488,6 +507,24 @@ def run_cmap(
             }
             for variant in settings["input_variants"]
         }
+    return result
+
+
+def run_cmap(
+    cfg: dict[str, Any],
+    source: str,
+    target: str,
+    data_file: str | Path,
+    circuit_file: str | Path,
+    dcm_files: dict[str, str],
+    out_json: str | Path,
+) -> dict[str, Any]:
+    """Rule cmap: one (source, target) pair, every group, output and input variants (one model in memory)."""
+    records = read_jsonl(data_file)
+    name = circuit_name(cfg, source, target)
+    src = run_source(cfg, source, records, name, circuit_file, dcm_files)
+    target_pred, preds = run_target(cfg, source, target, records, src)
+    result = cmap_result(cfg, source, target, name, data_file, src, target_pred, preds)
     for group, row in result["output"].items():
         log.info("%s -> %s output %s: %.4f (%s heads)", source, target, group, row["accuracy"], row["heads"])
     write_json(out_json, result)

@@ -38,6 +38,7 @@ from typing import Any
 
 from entity_tracking.config import repo_path
 from entity_tracking.io import sha256_file, write_json, write_jsonl
+from entity_tracking.layout import MANIFEST, data_file
 
 LABELS: tuple[str, ...] = tuple(string.ascii_uppercase)
 SPLITS: tuple[str, ...] = ("discovery", "ablation", "eval", "dcm_train", "dcm_val", "dcm_test")
@@ -207,7 +208,7 @@ def write_dataset(cfg: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
         "splits": {},
     }
     for split, records in splits.items():
-        path = out_dir / f"{split}.jsonl"
+        path = data_file(out_dir, split)
         write_jsonl(path, records)
         manifest["splits"][split] = {
             "file": path.name,
@@ -215,5 +216,5 @@ def write_dataset(cfg: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
             "records": len(records),
             "sha256": sha256_file(path),
         }
-    write_json(out_dir / "manifest.json", manifest)
+    write_json(out_dir / MANIFEST, manifest)
     return manifest

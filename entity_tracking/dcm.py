@@ -34,7 +34,7 @@ from tqdm import tqdm
 from entity_tracking.circuits import POSITION_OF, POSITIONS, Head
 from entity_tracking.desiderata import REWRITTEN, source_prompt
 from entity_tracking.interventions import ModelParts, mix
-from entity_tracking.layout import dcm_plan, dcm_result_path
+from entity_tracking.layout import dcm_plan, dcm_result_path, desiderata_file
 from entity_tracking.partial_forward import CleanRun, SuffixEdits, clean_run, patched_logits, z_at
 from entity_tracking.stats import outcome_string
 from entity_tracking.tokenization import Encoded, Vocabulary, encode_prompts, encode_records
@@ -348,7 +348,7 @@ def run_dcm(
     jobs = dcm_plan(cfg)
     results = []
     for desideratum in dict.fromkeys(d for _, d in jobs):
-        files = {split: Path(desiderata_dir) / desideratum / f"{split}.jsonl" for split in SPLITS}
+        files = {split: desiderata_file(desiderata_dir, desideratum, split) for split in SPLITS}
         pairs = {
             split: encode_pairs(loaded.tokenizer, read_jsonl(files[split]), records[split], bases[split], vocab)
             for split in SPLITS

@@ -16,18 +16,10 @@ segment, an extra box before or after the context, three extra labels before the
 the next segment as the label (``incorrect_segment``), the queried segment reworded or negated,
 commas removed or added.
 
-Sampling (fixes of the original, whose labels were not always distinguishable):
-
-* the source's queried segment differs from the base's *actual* query segment (the original
-  compared against the segment of the query string, always 0, so ~1/7 of its pairs asked for the
-  base's own answer and every no-op scored ~13%);
-* the label is never the base's own answer, and the three outcomes "base answer", "object at the
-  source's position" and "source's answer" are always three different objects (the source's answer
-  is not an object of the base context);
-* the ``box_label_value`` label is tokenized like every other answer (the original passed a list to
-  the tokenizer, so that label never matched and every score was 0.0);
-* ``altered_box_obj_order`` on the last segment gives a well-formed prompt (the original left a
-  stray ", ." there); the extra box of ``add_seg_*`` never repeats an object or label of the source.
+Sampling: the source's queried segment differs from the base's actual query segment; the label is
+never the base's own answer, and "base answer", "object at the source's position" and "source's
+answer" are always three different objects. Where this differs from the original:
+docs/differences.md, "DCM and activation patching".
 
 The *chance floor* of a desideratum is the score of an intervention that does nothing: the base
 model's own predictions scored against the labels. Its data part, the share of labels equal to the
@@ -43,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from entity_tracking.dataset import Prompt
+from entity_tracking.layout import MANIFEST, desiderata_file
 
 ORIGINAL: tuple[str, ...] = ("positional", "object_value", "box_label_value")
 ADDITIONAL: tuple[str, ...] = (
@@ -259,7 +252,8 @@ def source_prompt(example: dict[str, Any], records_by_id: dict[str, dict[str, An
 def write_desiderata(
     records: dict[str, Sequence[dict[str, Any]]], desiderata: Sequence[str], seed: int, out_dir: str | Path
 ) -> dict[str, Any]:
-    """Rule desiderata: ``<out_dir>/<desideratum>/<split>.jsonl`` for every split given, and a manifest."""
+    """Rule desiderata: the pairs of every desideratum and split given (``layout.DESIDERATUM_FILE`` in ``out_dir``),
+    and a manifest."""
     from entity_tracking.io import sha256_file, write_json, write_jsonl
 
     out_dir = Path(out_dir)
@@ -267,7 +261,7 @@ def write_desiderata(
     for name in desiderata:
         manifest["desiderata"][name] = {}
         for split, recs in records.items():
-            path = out_dir / name / f"{split}.jsonl"
+            path = desiderata_file(out_dir, name, split)
             examples = build_examples(name, recs, seed, split)
             write_jsonl(path, examples)
             answers = {r["id"]: r["answer"] for r in recs}
@@ -277,5 +271,5 @@ def write_desiderata(
                 "label_is_base_answer": same / len(examples) if examples else None,
                 "sha256": sha256_file(path),
             }
-    write_json(out_dir / "manifest.json", manifest)
+    write_json(out_dir / MANIFEST, manifest)
     return manifest

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from entity_tracking.io import sha256_file
+from entity_tracking.layout import results_dir
 from entity_tracking.provenance import expand_files, file_name, job_id, read_records
 
 
@@ -107,5 +108,5 @@ def check_run(dag: Any, results_dir: str | Path) -> None:
 def check_job(job: Any, config: Mapping[str, Any] | None = None) -> None:
     """When a job starts (its script's ``snakemake`` object; ``config``, the run's config, when ``job.config``
     is the job's view of it): check every generated file it reads."""
-    results_dir = Path("results") / (job.config if config is None else config)["study"]
-    check_files(list(job.input), results_dir, f"job {job_id(job.rule, dict(job.wildcards.items()))}")
+    study = (job.config if config is None else config)["study"]
+    check_files(list(job.input), Path(results_dir(study)), f"job {job_id(job.rule, dict(job.wildcards.items()))}")

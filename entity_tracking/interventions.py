@@ -5,8 +5,7 @@ Four sites per layer, each viewed per head:
 ``z``  the input of ``o_proj`` (the attention-weighted values, before the output projection),
        ``[batch, T, heads, head_dim]``. Editing it changes that head's contribution to the residual
        stream; the edited tensor goes through the model's own ``o_proj`` module, so biases and
-       merged adapters are always kept (the original code recomputed ``z @ W`` from the frozen base
-       weight and dropped LoRA deltas).
+       merged adapters are always kept (unlike the original: docs/differences.md, "Models and hooks").
 ``q``  the output of ``q_proj`` (before rotary embeddings), ``[batch, T, heads, head_dim]``.
 ``k``, ``v``  the outputs of ``k_proj`` / ``v_proj``, ``[batch, T, kv_heads, head_dim]``.
 

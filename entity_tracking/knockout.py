@@ -15,9 +15,8 @@ uniformly among the positions strictly before ``from`` except every position the
 block or that carries the task: position 0 (the BOS token, or the first word when the tokenizer adds
 none: the attention sink either way), the correct object (the answer), the query label's earlier
 occurrence in the context (``prev_query_label``), and every position from the query label on (the
-query label, the "contains" token(s) after it and the last token). The original drew from
-``randint(0, T-4)``, which could hit BOS, the answer or the query (the query label's earlier
-occurrence, or the query label itself where " contains" takes more than one token).
+query label, the "contains" token(s) after it and the last token); the original's could hit them
+(docs/differences.md, "CMAP and attention knockout").
 """
 
 from __future__ import annotations

@@ -4,13 +4,12 @@ For each group G (order: structure reader, position transmitter, position detect
 fetcher), always starting from the full candidate circuit C:
 
 1. ``acc(v, u)``: accuracy of C without heads v and u of G, for every pair (``acc(v, v)``: v alone).
-   Heads are compared by value; the original compared ints by identity, so pairs of heads with the
-   same index in different layers silently removed one head only.
+   Heads are compared by value (the original's bugs here: docs/differences.md, "Path patching,
+   selection and minimality").
 2. For v, rank every other u by ``acc(u, u) - acc(v, u)`` (how much v adds to u's removal) and take
    as K the first ``ceil(percentage * |G|)``, stopping at the first gain <= 0.
 3. ``before = acc(C \\ K)``, ``after = acc(C \\ (K + v))``, ``score = before / after - 1``. When
-   ``after == 0`` the score is infinite if ``before > 0`` (the original raised ZeroDivisionError).
-   Accuracies are never rounded.
+   ``after == 0`` the score is infinite if ``before > 0``. Accuracies are never rounded.
 4. v is kept iff ``score >= threshold`` (the paper's rule) **and** removing it lowers accuracy
    significantly on the same prompts: McNemar's exact one-sided test of ``C \\ K`` against
    ``C \\ (K + v)`` (:func:`entity_tracking.stats.paired_test`) has ``p < alpha`` (``alpha = 1``

@@ -10,6 +10,7 @@ from typing import Any
 
 from entity_tracking.config import repo_path
 from entity_tracking.job_config import ConfigView, materialize
+from entity_tracking.layout import result, results_dir
 
 # Keys of a model spec that say what the model is in the study or how the DAG makes it, not how to load it.
 NOT_LOADING = ("label", "role", "base_model", "finetune", "recipe", "train_mem_mb", "circuit")
@@ -18,7 +19,7 @@ NOT_LOADING = ("label", "role", "base_model", "finetune", "recipe", "train_mem_m
 def checkpoint_dir(cfg: dict[str, Any], name: str) -> Path:
     """Where the DAG writes a checkpoint it makes: fine-tunes, retrained bases, converted GGUF models."""
     kind = {"finetune": "finetuned", "gguf": "converted"}.get(cfg["models"][name]["source"], "pretrained")
-    return Path("results") / cfg["study"] / "checkpoints" / kind / name
+    return Path(result(results_dir(cfg["study"]), "checkpoint", kind=kind, model=name))
 
 
 def retrained(cfg: dict[str, Any], spec: dict[str, Any]) -> bool:

@@ -271,8 +271,8 @@ def _fallback_kwargs(name: str, ref: dict[str, Any], cause: ModelUnavailableErro
 def merge_adapter(name: str, model: PreTrainedModel, ref: dict[str, Any]) -> PreTrainedModel:
     """Apply a peft adapter and fold it into the weights (``merge_and_unload``).
 
-    Merging first means every hook sees the fine-tuned weights; the original code hooked an
-    unmerged LoRA model and silently dropped its ``o_proj`` delta.
+    Merging first means every hook sees the fine-tuned weights (the original's LoRA bug:
+    docs/differences.md, "Models and hooks").
     """
     from peft import PeftModel
 

@@ -27,8 +27,8 @@ Two implementations give the same numbers (tests: to 1e-5 in float32):
                the clean run's cached hidden states and keys/values; senders at or above the
                highest receiver layer cannot reach a receiver and score exactly 0.
 
-Unlike the original, the structure-reader stage's counterfactual position (a random box label
-of the counterfactual prompt) is drawn once, in the dataset, not anew on every forward pass.
+The structure-reader stage's counterfactual position (a random box label of the counterfactual
+prompt) is drawn once, in the dataset (unlike the original: docs/differences.md, "Data").
 """
 
 from __future__ import annotations

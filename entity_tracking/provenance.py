@@ -28,10 +28,10 @@ from urllib.parse import quote
 
 from entity_tracking.io import atomic_write, is_workflow_output, sha256_file
 from entity_tracking.job_config import RUNTIME_KEYS
+from entity_tracking.layout import RECORDS, results_dir
 
 REPO = Path(__file__).resolve().parent.parent
 FORMAT = 2  # 2: the study is named by the key 'study' (1: 'profile')
-RECORDS = ".provenance"
 # What "the code" is: every file whose change can change an output.
 CODE_GLOBS = (
     "Snakefile",
@@ -229,7 +229,7 @@ def write_record(
 ) -> Path:
     """Write the record of a finished job atomically; returns its path."""
     config = job.config if config is None else config
-    path = record_path(Path("results") / config["study"], job.rule, dict(job.wildcards.items()))
+    path = record_path(results_dir(config["study"]), job.rule, dict(job.wildcards.items()))
     with atomic_write(path) as fh:
         fh.write(canonical(job_record(job, seed, threads, config, read)))
     return path

@@ -17,8 +17,7 @@ not run (the chain stops: they would have no receivers).
 **Groups from stages** (:func:`assign_groups`). The value fetcher and the position transmitter act
 at the same position (the last token). A head that qualifies for both goes to the one where its
 mean score is more negative (a tie goes to the earlier stage); it never goes where it does not
-qualify, and a freed place is not refilled. (The original removed every position-transmitter
-candidate from the value fetchers, whatever the two scores.)
+qualify, and a freed place is not refilled (the original's rule: docs/differences.md).
 
 **Bootstrap** (:func:`bootstrap_frequencies`): the discovery prompts are resampled with replacement
 and the selection is rerun on the stored per-example scores (no new forward pass): how often each

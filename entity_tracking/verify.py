@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from entity_tracking.io import sha256_file
+from entity_tracking.layout import expected_manifest, result, results_dir
 from entity_tracking.provenance import COMPARED_JOB_FIELDS, REPO, resolve
 
 NUMERIC_SUFFIXES = (".json", ".jsonl", ".csv", ".safetensors")
@@ -41,7 +42,7 @@ IGNORED_KEYS = frozenset({"device"})  # model cards say where the model ran; not
 
 
 def expected_path(study: str) -> Path:
-    return REPO / "results" / "expected" / f"{study}-manifest.json"
+    return REPO / expected_manifest(study)
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -232,7 +233,7 @@ def verify(
     atol: float = 0.0,
 ) -> tuple[list[str], list[str]]:
     """``(failures, notes)`` of the results under ``root``."""
-    manifest_path = manifest_path or root / "results" / study / "manifest.json"
+    manifest_path = manifest_path or root / result(results_dir(study), "manifest")
     if not manifest_path.is_file():
         return [f"MISSING  {manifest_path}: run snakemake first (the rule manifest writes it)"], []
     manifest = load(manifest_path)
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.update_expected:
         target = Path(args.expected) if args.expected not in (None, "none") else expected_path(args.study)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.manifest or args.root / "results" / args.study / "manifest.json", target)
+        shutil.copyfile(args.manifest or args.root / result(results_dir(args.study), "manifest"), target)
         print(f"updated {target}")
     print("OK")
     return 0

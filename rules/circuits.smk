@@ -5,11 +5,11 @@ rule path_patching:
     """The four path-patching stages on the discovery split: per-head scores (safetensors) and a summary."""
     input:
         data=split_file("discovery"),
-        card=f"{RESULTS}/models/{{model}}.json",
+        card=result("model_card"),
         model=lambda wc: model_inputs(config, wc.model),
     output:
-        scores=f"{RESULTS}/circuits/{{model}}/path_patching.safetensors",
-        summary=f"{RESULTS}/circuits/{{model}}/path_patching.json",
+        scores=result("path_patching"),
+        summary=result("path_patching_summary"),
     params:
         config=lambda wc: pick(
             config,
@@ -32,10 +32,10 @@ rule mean_reference:
     """Mean head outputs over the ablation split with random query letters (the mean-ablation reference)."""
     input:
         data=split_file("ablation"),
-        card=f"{RESULTS}/models/{{model}}.json",
+        card=result("model_card"),
         model=lambda wc: model_inputs(config, wc.model),
     output:
-        f"{RESULTS}/means/{{model}}.safetensors",
+        result("means"),
     params:
         config=lambda wc: pick(config, "circuit.mean_seed", "circuit.evaluation.batch_size", models=[wc.model]),
     threads: config["threads"]
@@ -59,8 +59,8 @@ rule minimality:
         means=rules.mean_reference.output[0],
         model=lambda wc: model_inputs(config, wc.model),
     output:
-        circuit=f"{RESULTS}/circuits/{{model}}/circuit.json",
-        report=f"{RESULTS}/circuits/{{model}}/minimality.json",
+        circuit=result("circuit", circuit="{model}"),
+        report=result("minimality"),
     params:
         config=lambda wc: pick(
             config,
@@ -95,8 +95,8 @@ rule bootstrap:
         summary=rules.path_patching.output.summary,
         circuit=rules.minimality.output.circuit,
     output:
-        csv=f"{RESULTS}/circuits/{{model}}/bootstrap.csv",
-        json=f"{RESULTS}/circuits/{{model}}/bootstrap.json",
+        csv=result("bootstrap_csv"),
+        json=result("bootstrap_json"),
     params:
         config=lambda wc: pick(config, *circuit_keys(wc.model, "path_patching.metric", "candidates", "selection")),
     benchmark:
@@ -112,7 +112,7 @@ rule external_circuit:
     input:
         lambda wc: repo_path(EXTERNAL[wc.ext]["path"]),
     output:
-        f"{RESULTS}/circuits/{{ext}}/circuit.json",
+        result("circuit", circuit="{ext}"),
     wildcard_constraints:
         ext="|".join(re.escape(e) for e in EXTERNAL) or "^$",
     threads: config["threads"]
@@ -127,12 +127,12 @@ rule external_circuit:
 rule faithfulness:
     """One circuit on one model: circuit accuracy, faithfulness, random-circuit baseline."""
     input:
-        circuit=f"{RESULTS}/circuits/{{circuit}}/circuit.json",
+        circuit=result("circuit"),
         data=split_file(config["circuit"]["evaluation"]["split"]),
-        means=f"{RESULTS}/means/{{model}}.safetensors",
+        means=result("means"),
         model=lambda wc: model_inputs(config, wc.model),
     output:
-        f"{RESULTS}/faithfulness/{{circuit}}/{{model}}.json",
+        result("faithfulness"),
     wildcard_constraints:
         circuit="|".join(re.escape(c) for c in CIRCUITS),
     params:
@@ -160,7 +160,7 @@ rule completeness:
         means=rules.mean_reference.output[0],
         model=lambda wc: model_inputs(config, wc.model),
     output:
-        f"{RESULTS}/completeness/{{model}}.json",
+        result("completeness"),
     params:
         config=lambda wc: pick(
             config,
@@ -181,15 +181,15 @@ rule completeness:
 rule circuit_tables:
     """Faithfulness (every circuit x model), completeness and circuit overlap tables."""
     input:
-        faithfulness=[f"{RESULTS}/faithfulness/{c}/{m}.json" for c, m in PAIRS],
-        completeness=expand(f"{RESULTS}/completeness/{{model}}.json", model=MODELS),
-        circuits=expand(f"{RESULTS}/circuits/{{circuit}}/circuit.json", circuit=CIRCUITS),
-        bootstrap=expand(f"{RESULTS}/circuits/{{model}}/bootstrap.json", model=MODELS),
+        faithfulness=[result("faithfulness", circuit=c, model=m) for c, m in PAIRS],
+        completeness=expand(result("completeness"), model=MODELS),
+        circuits=expand(result("circuit"), circuit=CIRCUITS),
+        bootstrap=expand(result("bootstrap_json"), model=MODELS),
     output:
-        faithfulness=f"{RESULTS}/faithfulness.csv",
-        completeness=f"{RESULTS}/completeness.csv",
-        overlap=f"{RESULTS}/circuit_overlap.csv",
-        overlap_json=f"{RESULTS}/circuit_overlap.json",
+        faithfulness=result("faithfulness_table"),
+        completeness=result("completeness_table"),
+        overlap=result("overlap_csv"),
+        overlap_json=result("overlap_json"),
     params:
         circuits=CIRCUITS,
         models=MODELS,

@@ -6,12 +6,12 @@ rule cmap:
     (head outputs), and q/k/v input variants of the configured groups."""
     input:
         data=split_file(config["cmap"]["split"]),
-        cards=lambda wc: [f"{RESULTS}/models/{m}.json" for m in CMAP_PAIRS[wc.pair]],
+        cards=lambda wc: [result("model_card", model=m) for m in CMAP_PAIRS[wc.pair]],
         model=lambda wc: list(dict.fromkeys(p for m in CMAP_PAIRS[wc.pair] for p in model_inputs(config, m))),
         circuit=lambda wc: cmap_head_set_files(wc.pair)[0],
         dcm=lambda wc: list(cmap_head_set_files(wc.pair)[1].values()),
     output:
-        f"{RESULTS}/cmap/{{pair}}.json",
+        result("cmap"),
     wildcard_constraints:
         pair="|".join(re.escape(p) for p in CMAP_PAIRS) or "^$",
     params:
@@ -41,10 +41,10 @@ rule knockout:
     """Attention knockout curves of one model: five conditions, every start layer."""
     input:
         data=split_file(config["knockout"]["split"]),
-        card=f"{RESULTS}/models/{{model}}.json",
+        card=result("model_card"),
         model=lambda wc: model_inputs(config, wc.model),
     output:
-        f"{RESULTS}/knockout/{{model}}.json",
+        result("knockout"),
     params:
         config=lambda wc: pick(
             config,
@@ -66,11 +66,11 @@ rule knockout:
 rule cmap_tables:
     """CMAP (pair x kind x group x variant) and knockout (model x condition x start layer) tables."""
     input:
-        cmap=[f"{RESULTS}/cmap/{p}.json" for p in CMAP_PAIRS],
-        knockout=expand(f"{RESULTS}/knockout/{{model}}.json", model=KNOCKOUT_MODELS),
+        cmap=[result("cmap", pair=p) for p in CMAP_PAIRS],
+        knockout=expand(result("knockout"), model=KNOCKOUT_MODELS),
     output:
-        cmap=f"{RESULTS}/cmap.csv",
-        knockout=f"{RESULTS}/knockout.csv",
+        cmap=result("cmap_table"),
+        knockout=result("knockout_table"),
     benchmark:
         bench("cmap_tables")
     log:

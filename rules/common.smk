@@ -3,7 +3,8 @@
 
 from entity_tracking.config import circuit_settings, cmap_pairs, knockout_models, repo_path
 from entity_tracking.job_config import RUNTIME_KEYS, pick
-from entity_tracking.layout import dcm_desiderata, dcm_plan, head_set_files
+from entity_tracking import layout
+from entity_tracking.layout import dcm_desiderata, dcm_plan, head_set_files, pair_name
 from entity_tracking.model_specs import finetune_base_dir, loader_keys, model_inputs, spec_keys
 
 
@@ -11,9 +12,15 @@ from entity_tracking.model_specs import finetune_base_dir, loader_keys, model_in
 
 STUDY = config["study"]
 MODELS = list(config["models"])
-RESULTS = f"results/{STUDY}"
-LOGS = f"logs/{STUDY}"
+RESULTS = layout.results_dir(STUDY)
+LOGS = layout.logs_dir(STUDY)
 BENCH = f"{LOGS}/benchmarks"  # timings vary from run to run: kept out of results/ and so out of the manifest
+
+
+def result(name, **fields):
+    """A file of the study's results, by its name in ``entity_tracking.layout.FILES``; a field not given stays
+    ``{field}``, a wildcard."""
+    return layout.result(RESULTS, name, **fields)
 
 
 def bench(rule_name, *wildcards):
@@ -46,7 +53,7 @@ PAIRS = [(c, m) for c in CIRCUITS for m in (EXTERNAL[c].get("models", MODELS) if
 
 
 def split_file(split):
-    return f"{RESULTS}/data/{split}.jsonl"
+    return result("data", split=split)
 
 
 def circuit_settings_of(model):
@@ -79,7 +86,7 @@ def ap_circuits(model):
 
 # ---- CMAP pairs and knockout models
 
-CMAP_PAIRS = {f"{s}__{t}": (s, t) for s, t in cmap_pairs(config)}
+CMAP_PAIRS = {pair_name(s, t): (s, t) for s, t in cmap_pairs(config)}
 KNOCKOUT_MODELS = knockout_models(config)
 
 
@@ -90,7 +97,7 @@ def cmap_head_set_files(pair):
 
 # ---- figures
 
-FIGURES_DIR = f"figures/{STUDY}"
+FIGURES_DIR = layout.figures_dir(STUDY)
 FINETUNED = [m for m, spec in config["models"].items() if spec["role"] == "finetuned" and spec.get("base_model")]
 
 
@@ -109,11 +116,10 @@ def labels(cfg, models):
 
 def circuit_files(model, prefix):
     """A model's path-patching scores, candidates and circuit, as named inputs ``<prefix>_...``."""
-    where = f"{RESULTS}/circuits/{model}"
     return {
-        f"{prefix}_scores": f"{where}/path_patching.safetensors",
-        f"{prefix}_minimality": f"{where}/minimality.json",
-        f"{prefix}_circuit": f"{where}/circuit.json",
+        f"{prefix}_scores": result("path_patching", model=model),
+        f"{prefix}_minimality": result("minimality", model=model),
+        f"{prefix}_circuit": result("circuit", circuit=model),
     }
 
 
@@ -138,17 +144,17 @@ AP_CIRCUITS = [c for c in DCM_CIRCUITS if any(c in ap_circuits(m) for m in MODEL
 # its claims to entity_tracking.claims), and what it reads from the config
 
 CLAIM_INPUTS = {
-    "accuracy": expand(f"{RESULTS}/eval/{{model}}.json", model=MODELS),
-    "cards": expand(f"{RESULTS}/models/{{model}}.json", model=MODELS),
-    "scores": expand(f"{RESULTS}/circuits/{{model}}/path_patching.safetensors", model=MODELS),
-    "circuits": expand(f"{RESULTS}/circuits/{{circuit}}/circuit.json", circuit=CIRCUITS),
-    "faithfulness": [f"{RESULTS}/faithfulness/{c}/{m}.json" for c, m in PAIRS],
-    "completeness": expand(f"{RESULTS}/completeness/{{model}}.json", model=MODELS),
-    "overlap": f"{RESULTS}/circuit_overlap.json",
-    "dcm": [f"{RESULTS}/dcm/{c}/{g}/{d}.json" for c in DCM_CIRCUITS for g, d in DCM_JOBS],
-    "activation_patching": expand(f"{RESULTS}/activation_patching/{{model}}.json", model=MODELS),
-    "cmap": [f"{RESULTS}/cmap/{p}.json" for p in CMAP_PAIRS],
-    "knockout": expand(f"{RESULTS}/knockout/{{model}}.json", model=KNOCKOUT_MODELS),
+    "accuracy": expand(result("eval"), model=MODELS),
+    "cards": expand(result("model_card"), model=MODELS),
+    "scores": expand(result("path_patching"), model=MODELS),
+    "circuits": expand(result("circuit"), circuit=CIRCUITS),
+    "faithfulness": [result("faithfulness", circuit=c, model=m) for c, m in PAIRS],
+    "completeness": expand(result("completeness"), model=MODELS),
+    "overlap": result("overlap_json"),
+    "dcm": [result("dcm", circuit=c, group=g, desideratum=d) for c in DCM_CIRCUITS for g, d in DCM_JOBS],
+    "activation_patching": expand(result("activation_patching"), model=MODELS),
+    "cmap": [result("cmap", pair=p) for p in CMAP_PAIRS],
+    "knockout": expand(result("knockout"), model=KNOCKOUT_MODELS),
 }
 
 # What the claims read from the config: the study, the chance level, the models' names and pairings,

@@ -3,8 +3,8 @@ rule dataset:
     input:
         objects=[repo_path(config["dataset"]["objects_file"])] if config["dataset"]["objects_file"] else [],
     output:
-        splits=expand(f"{RESULTS}/data/{{split}}.jsonl", split=SPLITS),
-        manifest=f"{RESULTS}/data/manifest.json",
+        splits=expand(result("data"), split=SPLITS),
+        manifest=result("data_manifest"),
     params:
         config=pick(config, "dataset"),
     threads: config["threads"]

@@ -1,12 +1,12 @@
 rule evaluate:
     """Task accuracy of one model: greedy argmax over the whole vocabulary at the last token."""
     input:
-        data=f"{RESULTS}/data/{config['evaluation']['split']}.jsonl",
-        card=f"{RESULTS}/models/{{model}}.json",
+        data=result("data", split=config["evaluation"]["split"]),
+        card=result("model_card"),
         model=lambda wc: model_inputs(config, wc.model),
     output:
-        json=f"{RESULTS}/eval/{{model}}.json",
-        csv=f"{RESULTS}/eval/{{model}}_predictions.csv",
+        json=result("eval"),
+        csv=result("predictions"),
     params:
         config=lambda wc: pick(
             config,
@@ -31,9 +31,9 @@ rule evaluate:
 rule accuracy_table:
     """One CSV row per model: accuracy with its confidence interval."""
     input:
-        expand(f"{RESULTS}/eval/{{model}}.json", model=MODELS),
+        expand(result("eval"), model=MODELS),
     output:
-        f"{RESULTS}/accuracy.csv",
+        result("accuracy_table"),
     benchmark:
         bench("accuracy_table")
     log:

@@ -8,7 +8,7 @@
 FIGURES = [
     {
         "name": "accuracy",
-        "input": lambda wc: {"accuracy": f"{RESULTS}/accuracy.csv"},
+        "input": lambda wc: {"accuracy": result("accuracy_table")},
         "reads": lambda wc: ["dataset.num_boxes"],
         "params": lambda wc, cfg: {"chance": 1 / cfg["dataset"]["num_boxes"], "paper": paper_values("accuracy")},
     },
@@ -30,13 +30,13 @@ FIGURES = [
     },
     {
         "name": "completeness",
-        "input": lambda wc: {"completeness": [f"{RESULTS}/completeness/{m}.json" for m in MODELS]},
+        "input": lambda wc: {"completeness": [result("completeness", model=m) for m in MODELS]},
         "reads": lambda wc: label_keys(*MODELS),
         "params": lambda wc, cfg: {"labels": labels(cfg, MODELS)},
     },
     {
         "name": "faithfulness",
-        "input": lambda wc: {"faithfulness": f"{RESULTS}/faithfulness.csv"},
+        "input": lambda wc: {"faithfulness": result("faithfulness_table")},
         "reads": lambda wc: label_keys(*MODELS),
         "params": lambda wc, cfg: {"circuits": CIRCUITS, "models": MODELS, "labels": labels(cfg, MODELS)},
     },
@@ -45,9 +45,9 @@ FIGURES = [
         "file": "circuit_{model}",
         "wildcards": {"model": MODELS},
         "input": lambda wc: {
-            "circuit": f"{RESULTS}/circuits/{wc.model}/circuit.json",
-            "path_patching": f"{RESULTS}/circuits/{wc.model}/path_patching.json",
-            "bootstrap": f"{RESULTS}/circuits/{wc.model}/bootstrap.csv",
+            "circuit": result("circuit", circuit=wc.model),
+            "path_patching": result("path_patching_summary", model=wc.model),
+            "bootstrap": result("bootstrap_csv", model=wc.model),
         },
         "reads": lambda wc: label_keys(wc.model),
         "params": lambda wc, cfg: {"label": labels(cfg, [wc.model])[wc.model]},
@@ -56,7 +56,7 @@ FIGURES = [
         "name": "dcm",
         "file": "dcm_{circuit}",
         "wildcards": {"circuit": list(DCM_CIRCUITS)},
-        "input": lambda wc: {"dcm": f"{RESULTS}/dcm.csv"},
+        "input": lambda wc: {"dcm": result("dcm_table")},
         "reads": lambda wc: label_keys(wc.circuit),
         "params": lambda wc, cfg: {
             "circuit": wc.circuit,
@@ -68,7 +68,7 @@ FIGURES = [
         "name": "activation_patching",
         "file": "activation_patching_{circuit}",
         "wildcards": {"circuit": AP_CIRCUITS},
-        "input": lambda wc: {"activation_patching": f"{RESULTS}/activation_patching.csv"},
+        "input": lambda wc: {"activation_patching": result("activation_patching_table")},
         "reads": lambda wc: label_keys(*MODELS),
         "params": lambda wc, cfg: {"circuit": wc.circuit, "models": MODELS, "labels": labels(cfg, MODELS)},
     },
@@ -76,7 +76,7 @@ FIGURES = [
         [
             {
                 "name": "cmap",
-                "input": lambda wc: {"cmap": f"{RESULTS}/cmap.csv"},
+                "input": lambda wc: {"cmap": result("cmap_table")},
                 "reads": lambda wc: label_keys(*MODELS),
                 "params": lambda wc, cfg: {"labels": labels(cfg, MODELS), "paper": paper_values("cmap")},
             }
@@ -88,7 +88,7 @@ FIGURES = [
         "name": "knockout",
         "file": "knockout_{model}",
         "wildcards": {"model": KNOCKOUT_MODELS},
-        "input": lambda wc: {"knockout": f"{RESULTS}/knockout/{wc.model}.json"},
+        "input": lambda wc: {"knockout": result("knockout", model=wc.model)},
         "reads": lambda wc: label_keys(wc.model),
         "params": lambda wc, cfg: {
             "label": labels(cfg, [wc.model])[wc.model],

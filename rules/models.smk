@@ -1,7 +1,7 @@
 rule convert_model:
     """Load a GGUF model (sha256-checked; or its hub fallback) once and save it as a plain checkpoint."""
     output:
-        directory(f"{RESULTS}/checkpoints/converted/{{model}}"),
+        directory(result("checkpoint", kind="converted")),
     params:
         config=lambda wc: pick(config, *(f"models.{wc.model}.{k}" for k in loader_keys(config, wc.model))),
     threads: config["threads"]
@@ -16,10 +16,10 @@ rule convert_model:
 rule model_card:
     """Load a model (download, convert or build it), check its tokenizer, record its architecture."""
     input:
-        example=f"{RESULTS}/data/{config['evaluation']['split']}.jsonl",
+        example=result("data", split=config["evaluation"]["split"]),
         model=lambda wc: model_inputs(config, wc.model),
     output:
-        f"{RESULTS}/models/{{model}}.json",
+        result("model_card"),
     params:
         config=lambda wc: pick(
             config,

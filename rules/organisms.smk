@@ -7,7 +7,7 @@ rule train_base:
     input:
         recipe=lambda wc: repo_path(config["models"][wc.model]["recipe"]),
     output:
-        directory(f"{RESULTS}/checkpoints/pretrained/{{model}}"),
+        directory(result("checkpoint", kind="pretrained")),
     threads: config["threads"]
     benchmark:
         bench("train_base", "model")
@@ -22,7 +22,7 @@ rule finetune:
     input:
         base=lambda wc: finetune_base_dir(config, wc.model),
     output:
-        directory(f"{RESULTS}/checkpoints/finetuned/{{model}}"),
+        directory(result("checkpoint", kind="finetuned")),
     params:
         config=lambda wc: pick(
             config,

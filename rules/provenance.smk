@@ -12,8 +12,8 @@ rule manifest:
     input:
         FINAL_TARGETS,
     output:
-        manifest=f"{RESULTS}/manifest.json",
-        provenance=f"{RESULTS}/provenance.json",
+        manifest=result("manifest"),
+        provenance=result("provenance"),
     params:
         targets=FINAL_TARGETS,
         config=pick(config, *(k for k in config if k not in RUNTIME_KEYS)),  # recorded in the manifest

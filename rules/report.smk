@@ -7,9 +7,9 @@ rule claims:
     input:
         **CLAIM_INPUTS,
     output:
-        md=f"{RESULTS}/claims.md",
-        json=f"{RESULTS}/claims.json",
-        html=report(f"{RESULTS}/claims.html", caption="../report/captions/claims.rst", category="Claims"),
+        md=result("claims_md"),
+        json=result("claims_json"),
+        html=report(result("claims_html"), caption="../report/captions/claims.rst", category="Claims"),
     params:
         root=RESULTS,
         config=pick(config, *CLAIM_KEYS),
@@ -25,7 +25,7 @@ rule benchmark_summary:
     """Wall time and peak memory per rule from every job's benchmark file (logs/<study>/benchmarks/), as CSV
     and as a page of the Snakemake report. Runs after the manifest, the last job of a run."""
     input:
-        f"{RESULTS}/manifest.json",
+        result("manifest"),
     output:
         csv=f"{LOGS}/benchmarks.csv",
         html=report(f"{LOGS}/benchmarks.html", caption="../report/captions/benchmarks.rst", category="Benchmarks"),

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,9 @@ NOT_PERTURBED = {
 }
 
 
-def plan(root: Path, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{job id: params}`` of every job of a forced run of the checkout in ``root`` with ``config`` overrides."""
+def plan(root: Path, config: dict[str, Any], describe: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """``{job id: params}`` of every job of a forced run of the checkout in ``root`` with ``config`` overrides
+    (or ``{job id: describe(job)}``, for a Snakemake job)."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings, StorageSettings
 
@@ -52,10 +54,8 @@ def plan(root: Path, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
             workflow = workflow_api._workflow
             workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True, nolock=True)
             workflow._build_dag()
-            return {
-                job_id(job.rule.name, dict(job.wildcards_dict)): portable(dict(job.params.items()), root)
-                for job in workflow.dag.jobs
-            }
+            describe = describe or (lambda job: portable(dict(job.params.items()), root))
+            return {job_id(job.rule.name, dict(job.wildcards_dict)): describe(job) for job in workflow.dag.jobs}
     finally:
         os.chdir(cwd)
 

@@ -344,7 +344,7 @@ def record_results(root: str | Path, study: str = "default") -> None:
     """One job record claiming every file of the synthetic results tree, so that the workflow's integrity
     check (entity_tracking.integrity) accepts them as made by a job when rules read them."""
     from entity_tracking.io import sha256_file
-    from entity_tracking.provenance import RECORDS
+    from entity_tracking.layout import RECORDS
 
     results = Path(root) / "results" / study
     files = sorted(p for p in results.rglob("*") if p.is_file() and RECORDS not in p.parts)

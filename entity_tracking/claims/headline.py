@@ -23,6 +23,7 @@ from entity_tracking.claims.results import (
     _selected,
     unsupported,
 )
+from entity_tracking.layout import pair_name, relative
 
 
 def close(tol: float) -> Callable[[Any, Any], bool]:
@@ -122,7 +123,7 @@ def _dcm_llama(r: Results, key: str) -> dict[str, Any]:
 
 def _ap_llama(r: Results, key: str) -> dict[str, Any]:
     group, desideratum, model = key.split(".")
-    cell = r.field(f"activation_patching/{model}.json", "circuits", paper.LLAMA, group, desideratum)
+    cell = r.field(relative("activation_patching", model=model), "circuits", paper.LLAMA, group, desideratum)
     acc_ = cell["accuracy"]
     return {"accuracy": acc_["mean"], "comparable": original_floor(r, acc_["mean"], desideratum, model),
             "std": acc_["std"], "chance_floor": cell["chance_floor_mean"]}  # fmt: skip
@@ -130,7 +131,8 @@ def _ap_llama(r: Results, key: str) -> dict[str, Any]:
 
 def _cmap_llama(r: Results, key: str) -> dict[str, Any]:
     source, group = key.split(".")
-    row = r.field(f"cmap/{source}__{paper.LLAMA}.json", "output", "full_circuit" if group == "full" else group)
+    rel = relative("cmap", pair=pair_name(source, paper.LLAMA))
+    row = r.field(rel, "output", "full_circuit" if group == "full" else group)
     return {"accuracy": row["accuracy"], "heads": row["heads"]}
 
 
@@ -209,7 +211,7 @@ HEADLINES: list[Headline] = [
              lambda k: (k.split(".")[0], GROUPS if k.endswith(".full") else (k.split(".")[1],))),
     *_family("knockout", "Attention knockout in Llama, last token -> correct object, first blocked layer s = {key}",
              "attn_knockout/results", paper.KNOCKOUT_LAST_TO_OBJECT, "±0.05", acc,
-             lambda r, s: r.field(f"knockout/{paper.LLAMA}.json", "conditions", KO_OBJECT, "accuracy", s),
+             lambda r, s: r.field(relative("knockout", model=paper.LLAMA), "conditions", KO_OBJECT, "accuracy", s),
              {"*": "s is 0-based (the paper's key s + 1): s = 0 blocks every layer, s = 31 the last layer only."}),
 ]  # fmt: skip
 

@@ -30,6 +30,7 @@ from entity_tracking.claims.results import (
     paired_note,
     unsupported,
 )
+from entity_tracking.layout import pair_name, relative
 from entity_tracking.stats import paired_test, sign_test
 
 BOX_LABEL_NOTE = (
@@ -65,7 +66,7 @@ def finetuned_more_accurate(r: Results) -> list[Claim]:
 
         def compute(ft: str = ft, base: str = base) -> tuple[Any, bool, str]:
             a, b = r.accuracy(ft), r.accuracy(base)
-            tuned, own = r.outcomes(a, f"eval/{ft}.json"), r.outcomes(b, f"eval/{base}.json")
+            tuned, own = r.outcomes(a, relative("eval", model=ft)), r.outcomes(b, relative("eval", model=base))
             test, either = paired_test(tuned, own, "greater"), paired_test(tuned, own, "two-sided")
             ours = {"finetuned": a["accuracy"], "base": b["accuracy"], "difference": test["difference"],
                     "p": test["p_value"], "p_two_sided": either["p_value"]}  # fmt: skip
@@ -218,7 +219,7 @@ def _dcm_row(r: Results, circuit: str, group: str, desideratum: str) -> tuple[di
     """DCM's test accuracy, chance floor, paired test and selected heads of one group (a claim's ``ours``), and
     whether the group carries the desideratum: test above floor significantly (paired) and by ≥ MARGIN."""
     res = r.dcm(circuit, group, desideratum)
-    where = f"dcm/{circuit}/{group}/{desideratum}.json"
+    where = relative("dcm", circuit=circuit, group=group, desideratum=desideratum)
     test, floor = res["test_accuracy"], res["chance_floor"]
     paired = paired_test(r.outcomes(res, where, "test_outcomes"), r.outcomes(res, where, "floor_outcomes"))
     ours = {"test_accuracy": test, "chance_floor": floor, "above_floor": test - floor, "p": paired["p_value"],
@@ -230,7 +231,7 @@ def _patched_into_base(r: Results, circuit: str, group: str, desideratum: str) -
     """Activation patching of the group's DCM heads into the base model: its mean accuracy and a note."""
     base = r.base_of(r.dcm_circuits()[circuit])
     try:
-        cell = r.field(f"activation_patching/{base}.json", "circuits", circuit, group, desideratum)
+        cell = r.field(relative("activation_patching", model=base), "circuits", circuit, group, desideratum)
     except Missing as missing:
         return None, f"Activation patching into {r.label(base)}: not computed ({missing})."
     mean, floor = cell["accuracy"]["mean"], cell["chance_floor_mean"]
@@ -318,7 +319,7 @@ def _cmap_rows(r: Results, ft: str, base: str, group: str) -> tuple[dict[str, An
     """A CMAP pair's output-patching row of ``group`` (or ``full_circuit``) with its paired tests against the base
     (``lift``: patched more accurate) and against the fine-tuned model (``below``: patched less accurate), the
     claim's ``ours``, and why the claim is not applicable (None when it is)."""
-    rel = f"cmap/{ft}__{base}.json"
+    rel = relative("cmap", pair=pair_name(ft, base))
     res = r.json(rel)
     row, own, src = res["output"][group], res["target_accuracy"], res["source_accuracy"]
     patched = r.outcomes(row, rel)
@@ -434,7 +435,7 @@ def knockout_information_flow(r: Results) -> list[Claim]:
         for blocked, control, ref in KNOCKOUT_CLAIMS:
 
             def compute(model: str = model, blocked: str = blocked, control: str = control) -> tuple[Any, bool, str]:
-                rel = f"knockout/{model}.json"
+                rel = relative("knockout", model=model)
                 early = math.ceil(r.field(rel, "layers") / 2)
 
                 def per_prompt(condition: str) -> np.ndarray:

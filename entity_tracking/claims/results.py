@@ -12,6 +12,7 @@ import numpy as np
 
 from entity_tracking.circuits import GROUPS, Circuit, group_status, load_circuit
 from entity_tracking.io import read_json, read_safetensors
+from entity_tracking.layout import relative
 from entity_tracking.stats import OutcomeError, parse_outcomes
 
 PASS, FAIL, NOT_COMPUTED, NOT_APPLICABLE = "pass", "fail", "not computed", "not applicable"
@@ -96,20 +97,20 @@ class Results:
         return [(m, s["base_model"]) for m, s in specs.items() if s.get("role") == "finetuned" and s.get("base_model")]
 
     def accuracy(self, model: str) -> dict[str, Any]:
-        return self.json(f"eval/{model}.json")
+        return self.json(relative("eval", model=model))
 
     def faithfulness(self, circuit: str, model: str) -> dict[str, Any]:
-        return self.json(f"faithfulness/{circuit}/{model}.json")
+        return self.json(relative("faithfulness", circuit=circuit, model=model))
 
     def completeness(self, model: str) -> dict[str, Any]:
-        return self.json(f"completeness/{model}.json")
+        return self.json(relative("completeness", model=model))
 
     def circuit(self, name: str) -> Circuit:
-        return load_circuit(self.path(f"circuits/{name}/circuit.json"))
+        return load_circuit(self.path(relative("circuit", circuit=name)))
 
     def status(self, name: str) -> dict[str, dict[str, str]]:
         """Per group of a circuit, the status of its path-patching stage (``given`` for a published circuit)."""
-        return group_status(self.path(f"circuits/{name}/circuit.json"))
+        return group_status(self.path(relative("circuit", circuit=name)))
 
     def outcomes(self, entry: dict[str, Any], where: str, key: str = "outcomes") -> np.ndarray:
         """The per-record outcomes ``entry[key]`` of an accuracy entry of file ``where``; :class:`Missing` when
@@ -123,11 +124,11 @@ class Results:
             raise Missing(f"needs valid per-record outcomes: {err}") from None
 
     def path_patching(self, model: str) -> dict[str, Any]:
-        return read_safetensors(self.path(f"circuits/{model}/path_patching.safetensors"))
+        return read_safetensors(self.path(relative("path_patching", model=model)))
 
     def overlap(self, a: str, b: str) -> dict[str, Any]:
         """The overlap row of circuits ``a`` and ``b`` over all groups (precision = |a ∩ b| / |a|)."""
-        rows = self.json("circuit_overlap.json")
+        rows = self.json(relative("overlap_json"))
         return next(r for r in rows if r["circuit_a"] == a and r["circuit_b"] == b and r["group"] == "all")
 
     def base_of(self, model: str) -> str:
@@ -140,7 +141,7 @@ class Results:
         return {m: m for m in self.models} | {c: e["found_in"] for c, e in external.items() if e.get("found_in")}
 
     def dcm(self, circuit: str, group: str, desideratum: str) -> dict[str, Any]:
-        return self.json(f"dcm/{circuit}/{group}/{desideratum}.json")
+        return self.json(relative("dcm", circuit=circuit, group=group, desideratum=desideratum))
 
     def cmap_pairs(self) -> list[tuple[str, str]]:
         """The CMAP pairs that patch a fine-tuned model into its base (``cmap.pairs`` or the default)."""
@@ -152,7 +153,7 @@ class Results:
         return list(self.config.get("knockout", {}).get("models") or self.models)
 
     def heads_per_model(self, model: str) -> int:
-        arch = self.json(f"models/{model}.json")["architecture"]
+        arch = self.json(relative("model_card", model=model))["architecture"]
         return arch["layers"] * arch["heads"]
 
 
