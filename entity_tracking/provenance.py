@@ -236,8 +236,8 @@ def write_record(
 
 
 def check_code(job: Any) -> None:
-    """Stop a job that imports another checkout's package than its workflow's. Snakemake puts the workflow's
-    directory after the installed packages in a script job, so an install from elsewhere would win."""
+    """Stop a job whose package is not its own workflow's checkout. Snakemake puts the workflow's directory
+    after the installed packages in a script job, so a regular install from elsewhere would win."""
     scriptdir = getattr(job, "scriptdir", None)  # every Snakemake script job has one
     if scriptdir is not None and Path(scriptdir).resolve().parent != REPO:
         workflow = Path(scriptdir).resolve().parent

@@ -165,7 +165,7 @@ def compare_expected(
             "(python -m entity_tracking.verify --update-expected after a fresh run makes one)."
         ], []
     if manifest["study"] != expected["study"]:
-        failures.append(f"STUDY  {manifest['study']!r} != expected {expected['study']!r}")
+        failures.append(f"STUDY    {manifest['study']!r} != expected {expected['study']!r}")
     if keys := _changed_keys(manifest["config"], expected["config"]):
         failures.append(f"CONFIG   differs from the expected configuration at: {', '.join(keys[:20])}")
     for key in sorted(set(manifest["jobs"]) | set(expected["jobs"])):
