@@ -117,12 +117,18 @@ def repo_path(path: str | Path) -> str:
     return str(full.relative_to(cwd)) if full.is_relative_to(cwd) else str(full)
 
 
+def finetuned_pairs(cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every fine-tuned model with its base model (``base_model``), in the study's order."""
+    models = cfg["models"]
+    return [(n, s["base_model"]) for n, s in models.items() if s.get("role") == "finetuned" and s.get("base_model")]
+
+
 def cmap_pairs(cfg: dict[str, Any]) -> list[tuple[str, str]]:
     """The (source, target) model pairs of CMAP: ``cmap.pairs``, or every fine-tuned model -> its base."""
     models = cfg["models"]
     pairs = cfg["cmap"]["pairs"]
     if pairs is None:
-        return [(n, s["base_model"]) for n, s in models.items() if s["role"] == "finetuned" and s.get("base_model")]
+        return finetuned_pairs(cfg)
     for i, pair in enumerate(pairs):
         unknown = [m for m in pair if m not in models]
         if unknown:

@@ -34,13 +34,13 @@ from tqdm import tqdm
 from entity_tracking.circuits import POSITION_OF, POSITIONS, Head
 from entity_tracking.desiderata import REWRITTEN, source_prompt
 from entity_tracking.interventions import ModelParts, mix
+from entity_tracking.layout import DCM_SPLITS as SPLITS
 from entity_tracking.layout import dcm_plan, dcm_result_path, desiderata_file
 from entity_tracking.partial_forward import CleanRun, SuffixEdits, clean_run, patched_logits, z_at
 from entity_tracking.stats import outcome_string
 from entity_tracking.tokenization import Encoded, Vocabulary, encode_prompts, encode_records
 
 log = logging.getLogger(__name__)
-SPLITS: tuple[str, ...] = ("dcm_train", "dcm_val", "dcm_test")
 TRAINING_KEYS: tuple[str, ...] = ("lr", "epochs", "batch_size", "lambda", "validate_every", "seed")
 
 

@@ -122,6 +122,16 @@ def pair_name(source: str, target: str) -> str:
     return f"{source}__{target}"
 
 
+DCM_SPLITS: tuple[str, ...] = ("dcm_train", "dcm_val", "dcm_test")  # DCM's train, validation and test data
+
+
+def dcm_circuits(cfg: Mapping[str, Any]) -> dict[str, str]:
+    """The circuits DCM runs on, with the model each was found in: every model's own, and the external circuits
+    that name their ``found_in`` model."""
+    external = (cfg.get("circuit") or {}).get("external") or {}
+    return {m: m for m in cfg["models"]} | {c: e["found_in"] for c, e in external.items() if e.get("found_in")}
+
+
 def dcm_plan(cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every (group, desideratum) DCM runs: the main desiderata on every group, the additional ones on theirs."""
     settings = cfg["dcm"]

@@ -239,8 +239,8 @@ def check_code(job: Any) -> None:
     """Stop a job whose package is not its own workflow's checkout. Snakemake puts the workflow's directory
     after the installed packages in a script job, so a regular install from elsewhere would win."""
     scriptdir = getattr(job, "scriptdir", None)  # every Snakemake script job has one
-    if scriptdir is not None and Path(scriptdir).resolve().parent != REPO:
-        workflow = Path(scriptdir).resolve().parent
+    workflow = Path(scriptdir).resolve().parent if scriptdir is not None else REPO
+    if workflow != REPO:
         raise RuntimeError(
             f"rule {job.rule}: this job imports entity_tracking from {REPO}, not from its workflow's checkout "
             f"{workflow}, so it would run other code. Fix: {sys.executable} -m pip install --no-deps "

@@ -4,7 +4,7 @@
 rule path_patching:
     """The four path-patching stages on the discovery split: per-head scores (safetensors) and a summary."""
     input:
-        data=split_file("discovery"),
+        data=result("data", split="discovery"),
         card=result("model_card"),
         model=lambda wc: model_inputs(config, wc.model),
     output:
@@ -31,7 +31,7 @@ rule path_patching:
 rule mean_reference:
     """Mean head outputs over the ablation split with random query letters (the mean-ablation reference)."""
     input:
-        data=split_file("ablation"),
+        data=result("data", split="ablation"),
         card=result("model_card"),
         model=lambda wc: model_inputs(config, wc.model),
     output:
@@ -55,7 +55,7 @@ rule minimality:
     input:
         scores=rules.path_patching.output.scores,
         summary=rules.path_patching.output.summary,
-        data=lambda wc: split_file(circuit_settings_of(wc.model)["minimality"]["split"]),
+        data=lambda wc: result("data", split=circuit_settings_of(wc.model)["minimality"]["split"]),
         means=rules.mean_reference.output[0],
         model=lambda wc: model_inputs(config, wc.model),
     output:
@@ -128,7 +128,7 @@ rule faithfulness:
     """One circuit on one model: circuit accuracy, faithfulness, random-circuit baseline."""
     input:
         circuit=result("circuit"),
-        data=split_file(config["circuit"]["evaluation"]["split"]),
+        data=result("data", split=config["circuit"]["evaluation"]["split"]),
         means=result("means"),
         model=lambda wc: model_inputs(config, wc.model),
     output:
@@ -156,7 +156,7 @@ rule completeness:
     """A model's own circuit: random subsets K and whole groups, |F(C minus K) - F(M minus K)|."""
     input:
         circuit=rules.minimality.output.circuit,
-        data=split_file(config["circuit"]["evaluation"]["split"]),
+        data=result("data", split=config["circuit"]["evaluation"]["split"]),
         means=rules.mean_reference.output[0],
         model=lambda wc: model_inputs(config, wc.model),
     output:

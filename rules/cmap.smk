@@ -5,7 +5,7 @@ rule cmap:
     """A source model's head activations patched into a target model: every group and the full circuit
     (head outputs), and q/k/v input variants of the configured groups."""
     input:
-        data=split_file(config["cmap"]["split"]),
+        data=result("data", split=config["cmap"]["split"]),
         cards=lambda wc: [result("model_card", model=m) for m in CMAP_PAIRS[wc.pair]],
         model=lambda wc: list(dict.fromkeys(p for m in CMAP_PAIRS[wc.pair] for p in model_inputs(config, m))),
         circuit=lambda wc: cmap_head_set_files(wc.pair)[0],
@@ -40,7 +40,7 @@ rule cmap:
 rule knockout:
     """Attention knockout curves of one model: five conditions, every start layer."""
     input:
-        data=split_file(config["knockout"]["split"]),
+        data=result("data", split=config["knockout"]["split"]),
         card=result("model_card"),
         model=lambda wc: model_inputs(config, wc.model),
     output:

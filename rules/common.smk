@@ -1,10 +1,10 @@
 # Workflow-level lists and helpers, shared by the rule files (which define only rules). Planning
 # imports torch-free modules only (config, job_config, model_specs, layout; tests/test_workflow.py).
 
-from entity_tracking.config import circuit_settings, cmap_pairs, knockout_models, repo_path
+from entity_tracking.config import circuit_settings, cmap_pairs, finetuned_pairs, knockout_models, repo_path
 from entity_tracking.job_config import RUNTIME_KEYS, pick
 from entity_tracking import layout
-from entity_tracking.layout import dcm_desiderata, dcm_plan, head_set_files, pair_name
+from entity_tracking.layout import DCM_SPLITS, dcm_circuits, dcm_desiderata, dcm_plan, head_set_files, pair_name
 from entity_tracking.model_specs import finetune_base_dir, loader_keys, model_inputs, spec_keys
 
 
@@ -52,10 +52,6 @@ CIRCUITS = MODELS + list(EXTERNAL)
 PAIRS = [(c, m) for c in CIRCUITS for m in (EXTERNAL[c].get("models", MODELS) if c in EXTERNAL else MODELS)]
 
 
-def split_file(split):
-    return result("data", split=split)
-
-
 def circuit_settings_of(model):
     return circuit_settings(config, model)
 
@@ -71,11 +67,9 @@ SELECTION = [f"selection.{k}" for k in ("alpha", "correction", "min_effect")]  #
 
 # ---- DCM and activation patching
 
-DCM_SPLITS = ["dcm_train", "dcm_val", "dcm_test"]
 DCM_JOBS = dcm_plan(config)
 DESIDERATA = dcm_desiderata(config)
-# circuits DCM runs on, with the model each was found in: every model's own, and external ones that say
-DCM_CIRCUITS = {m: m for m in MODELS} | {c: e["found_in"] for c, e in EXTERNAL.items() if e.get("found_in")}
+DCM_CIRCUITS = dcm_circuits(config)  # circuit -> the model it was found in
 AP_SPLIT = config["activation_patching"]["split"]
 
 
@@ -98,7 +92,7 @@ def cmap_head_set_files(pair):
 # ---- figures
 
 FIGURES_DIR = layout.figures_dir(STUDY)
-FINETUNED = [m for m, spec in config["models"].items() if spec["role"] == "finetuned" and spec.get("base_model")]
+FINETUNED = [m for m, _ in finetuned_pairs(config)]
 
 
 def base_of(model):

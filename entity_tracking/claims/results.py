@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from entity_tracking.circuits import GROUPS, Circuit, group_status, load_circuit
+from entity_tracking.config import finetuned_pairs
 from entity_tracking.io import read_json, read_safetensors
-from entity_tracking.layout import relative
+from entity_tracking.layout import dcm_circuits, relative
 from entity_tracking.stats import OutcomeError, parse_outcomes
 
 PASS, FAIL, NOT_COMPUTED, NOT_APPLICABLE = "pass", "fail", "not computed", "not applicable"
@@ -93,8 +94,7 @@ class Results:
 
     def finetuned(self) -> list[tuple[str, str]]:
         """(fine-tuned model, its base model) pairs, in study order."""
-        specs = self.config["models"]
-        return [(m, s["base_model"]) for m, s in specs.items() if s.get("role") == "finetuned" and s.get("base_model")]
+        return finetuned_pairs(self.config)
 
     def accuracy(self, model: str) -> dict[str, Any]:
         return self.json(relative("eval", model=model))
@@ -136,9 +136,8 @@ class Results:
         return self.config["models"].get(model, {}).get("base_model") or model
 
     def dcm_circuits(self) -> dict[str, str]:
-        """The circuits DCM ran on, with the model each was found in (as in ``rules/dcm.smk``)."""
-        external = self.config.get("circuit", {}).get("external") or {}
-        return {m: m for m in self.models} | {c: e["found_in"] for c, e in external.items() if e.get("found_in")}
+        """The circuits DCM ran on, with the model each was found in."""
+        return dcm_circuits(self.config)
 
     def dcm(self, circuit: str, group: str, desideratum: str) -> dict[str, Any]:
         return self.json(relative("dcm", circuit=circuit, group=group, desideratum=desideratum))
