@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from entity_tracking.circuits import POSITIONS, Head
 from entity_tracking.dataset import LABELS, build_prompt
 from entity_tracking.evaluation import accuracy, last_token_logits
 from entity_tracking.interventions import ModelParts, capture, intervene, replace_where
+from entity_tracking.model_specs import ModelSource
 from entity_tracking.partial_forward import CleanRun, clean_run, patched_logits, run_at
 from entity_tracking.tokenization import Encoded, Vocabulary, encode_prompts
 
@@ -224,18 +226,42 @@ def encode_mean_prompts(tokenizer: Any, records: Sequence[dict[str, Any]], vocab
     return encode_prompts(tokenizer, mean_reference_prompts(records, seed), vocab)
 
 
-def run_mean_reference(cfg: dict[str, Any], name: str, data_file: str | Path, out: str | Path) -> None:
-    """Rule mean_reference: model ``name``'s mean ``z`` over the ablation split (safetensors)."""
+def run_mean_reference(source: ModelSource, data_file: str | Path, out: str | Path, seed: int, batch_size: int) -> None:
+    """Rule mean_reference: a model's mean ``z`` over the ablation split (safetensors); ``seed`` draws the
+    prompts' objects."""
     from entity_tracking.io import read_jsonl, sha256_file, write_safetensors
-    from entity_tracking.models import load_for_study
+    from entity_tracking.models import load_source
 
-    loaded, vocab = load_for_study(cfg, name)
+    loaded, vocab = load_source(source)
     parts = ModelParts.of(loaded.model)
-    seed = cfg["circuit"]["mean_seed"]
     enc = encode_mean_prompts(loaded.tokenizer, read_jsonl(data_file), vocab, seed)
-    means = mean_z(parts, enc, cfg["circuit"]["evaluation"]["batch_size"])
-    meta = {"model": name, "prompts": str(len(enc)), "seed": str(seed), "data_sha256": sha256_file(data_file)}
+    means = mean_z(parts, enc, batch_size)
+    meta = {"model": source.name, "prompts": str(len(enc)), "seed": str(seed), "data_sha256": sha256_file(data_file)}
     write_safetensors(out, {"z": means}, meta | {"layout": "[layer, position, head, head_dim]"})
+
+
+@dataclass(frozen=True)
+class AblationRuns:
+    """How head sets are mean-ablated in a model: on the split's prompts (``data_file``), with the model's mean
+    ``z`` (``means_file``), in batches of ``batch_size``, keeping ``keep_runs`` clean runs in memory
+    (``circuit.evaluation``)."""
+
+    data_file: str | Path
+    means_file: str | Path
+    batch_size: int
+    keep_runs: int
+
+
+def load_ablator(source: ModelSource, runs: AblationRuns) -> tuple[ModelParts, Ablator]:
+    """Load the model and an evaluator of its mean-ablated head sets on the split."""
+    from entity_tracking.io import read_jsonl
+    from entity_tracking.models import load_source
+    from entity_tracking.tokenization import encode_records
+
+    loaded, vocab = load_source(source)
+    parts = ModelParts.of(loaded.model)
+    enc = encode_records(loaded.tokenizer, read_jsonl(runs.data_file), vocab)
+    return parts, Ablator(parts, enc, load_means(runs.means_file, parts), runs.batch_size, runs.keep_runs)
 
 
 def load_means(path: str | Path, parts: ModelParts) -> torch.Tensor:

@@ -24,7 +24,8 @@ from entity_tracking.dcm import BaseRuns, accuracy_with, encode_pairs
 from entity_tracking.desiderata import build_examples
 from entity_tracking.interventions import ModelParts
 from entity_tracking.io import read_json, read_jsonl, sha256_file, write_csv, write_json
-from entity_tracking.layout import dcm_plan, dcm_result_path
+from entity_tracking.layout import dcm_result_path
+from entity_tracking.model_specs import ModelSource
 from entity_tracking.tokenization import encode_records
 
 log = logging.getLogger(__name__)
@@ -45,40 +46,42 @@ def selected_heads(dcm_root: str | Path, circuit: str, group: str, desideratum: 
 
 
 def run_activation_patching(
-    cfg: dict[str, Any],
-    model: str,
+    source: ModelSource,
     circuits: Sequence[str],
     data_file: str | Path,
     dcm_root: str | Path,
     out_json: str | Path,
+    plan: Sequence[tuple[str, str]],
+    seed: int,
+    repeats: int,
+    batch_size: int,
+    cache_clean_runs: bool,
 ) -> dict[str, Any]:
-    """Rule activation_patching: every circuit's DCM heads patched into ``model``."""
-    from entity_tracking.models import load_for_study
+    """Rule activation_patching: the heads DCM selected for each circuit and (group, desideratum) of ``plan``,
+    patched into the model, on ``repeats`` draws of pairs (seeds ``<seed>:<repeat>``)."""
+    from entity_tracking.models import load_source
 
-    settings = cfg["activation_patching"]
-    loaded, vocab = load_for_study(cfg, model)
+    model = source.name
+    loaded, vocab = load_source(source)
     parts = ModelParts.of(loaded.model)
     records = read_jsonl(data_file)
     split = Path(data_file).stem
     base = encode_records(loaded.tokenizer, records, vocab)
-    bs = settings["batch_size"]
-    runs = BaseRuns(parts, base, bs, cfg["dcm"]["cache_clean_runs"])
-    jobs = dcm_plan(cfg)
-    heads = {(c, g, d): selected_heads(dcm_root, c, g, d) for c in circuits for g, d in jobs}
+    runs = BaseRuns(parts, base, batch_size, cache_clean_runs)
+    heads = {(c, g, d): selected_heads(dcm_root, c, g, d) for c in circuits for g, d in plan}
     for (c, _, _), hs in heads.items():
         bad = [h for h in hs if h[0] >= parts.num_layers or h[1] >= parts.heads]
         if bad:
             raise ValueError(f"circuit {c!r} selects heads {bad[:3]} that model {model!r} does not have")
-    repeats = settings["repeats"]
     acc: dict[tuple[str, str, str], list[float]] = {key: [] for key in heads}
     floors: dict[str, list[float]] = {}
-    seeds = [f"{settings['seed']}:{r}" for r in range(repeats)]
-    desiderata = list(dict.fromkeys(d for _, d in jobs))
+    seeds = [f"{seed}:{r}" for r in range(repeats)]
+    desiderata = list(dict.fromkeys(d for _, d in plan))
     with tqdm(total=len(desiderata) * repeats, desc=f"activation patching {model}", leave=False, disable=None) as bar:
         for desideratum in desiderata:
-            groups = [g for g, d in jobs if d == desideratum]
-            for seed in seeds:
-                examples = build_examples(desideratum, records, seed, split)
+            groups = [g for g, d in plan if d == desideratum]
+            for draw in seeds:
+                examples = build_examples(desideratum, records, draw, split)
                 pairs = encode_pairs(loaded.tokenizer, examples, records, base, vocab)
                 floor = accuracy_with(parts, runs, pairs, [], torch.ones(0), "last", [])
                 floors.setdefault(desideratum, []).append(floor)

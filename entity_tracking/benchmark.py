@@ -372,7 +372,8 @@ def run_task(task: Task) -> Row:
     """Load the model, prepare the method (not timed), then time it, counting its work and memory."""
     from entity_tracking.errors import ModelUnavailableError
     from entity_tracking.interventions import ModelParts
-    from entity_tracking.models import load_for_study
+    from entity_tracking.model_specs import model_source
+    from entity_tracking.models import load_source
     from entity_tracking.runtime import set_seed
     from entity_tracking.tokenization import encode_records
 
@@ -382,7 +383,7 @@ def run_task(task: Task) -> Row:
     row = Row(task.model, task.method)
     try:
         cfg, name = task_config(task)
-        loaded, vocab = load_for_study(cfg, name, task.root)
+        loaded, vocab = load_source(model_source(cfg, name, task.root))
     except (ModelUnavailableError, KeyError, OSError) as err:
         row.status = f"unavailable: {str(err).split(' Fix:')[0]}"
         return row

@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from entity_tracking.ablation import Ablator, load_means
+from entity_tracking.ablation import AblationRuns, Ablator, load_ablator
 from entity_tracking.circuits import (
     GROUPS,
     POSITION_OF,
@@ -35,9 +35,8 @@ from entity_tracking.circuits import (
     random_circuit,
 )
 from entity_tracking.interventions import ModelParts
-from entity_tracking.io import atomic_write, read_json, read_jsonl, sha256_file, write_csv, write_json
-from entity_tracking.models import load_for_study
-from entity_tracking.tokenization import encode_records
+from entity_tracking.io import atomic_write, read_json, sha256_file, write_csv, write_json
+from entity_tracking.model_specs import ModelSource
 
 
 def _paper_ratio(numerator: float, denominator: float) -> float | None:
@@ -50,45 +49,38 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
 
 
-def _setup(
-    cfg: dict[str, Any], model: str, circuit_file: str | Path, data_file: str | Path, means_file: str | Path
-) -> tuple[ModelParts, Ablator, Circuit]:
+def _setup(source: ModelSource, circuit_file: str | Path, runs: AblationRuns) -> tuple[ModelParts, Ablator, Circuit]:
     """The model's parts, an evaluator of mean-ablated head sets on the split, and the circuit (checked)."""
-    loaded, vocab = load_for_study(cfg, model)
-    parts = ModelParts.of(loaded.model)
-    enc = encode_records(loaded.tokenizer, read_jsonl(data_file), vocab)
-    circuit = load_circuit(circuit_file, parts.num_layers, parts.heads)
-    settings = cfg["circuit"]["evaluation"]
-    ablator = Ablator(parts, enc, load_means(means_file, parts), settings["batch_size"], settings["keep_runs"])
-    return parts, ablator, circuit
+    parts, ablator = load_ablator(source, runs)
+    return parts, ablator, load_circuit(circuit_file, parts.num_layers, parts.heads)
 
 
 def run_faithfulness(
-    cfg: dict[str, Any],
     circuit_name: str,
     circuit_file: str | Path,
-    model: str,
-    data_file: str | Path,
-    means_file: str | Path,
+    source: ModelSource,
+    runs: AblationRuns,
     out_json: str | Path,
+    seed: int,
+    random_draws: int,
 ) -> dict[str, Any]:
-    """Rule faithfulness: one circuit on one model."""
-    settings = cfg["circuit"]["evaluation"]
-    parts, ablator, circuit = _setup(cfg, model, circuit_file, data_file, means_file)
+    """Rule faithfulness: one circuit on one model, against ``random_draws`` random circuits of its sizes."""
+    model = source.name
+    parts, ablator, circuit = _setup(source, circuit_file, runs)
     model_acc = ablator.accuracy(None)
     circuit_acc = ablator.accuracy(keep_sets(circuit))
-    rng = random.Random(settings["seed"])
+    rng = random.Random(seed)
     sizes = {g: len(circuit[g]) for g in GROUPS}
     random_accs = [
         ablator.accuracy(keep_sets(random_circuit(rng, sizes, parts.num_layers, parts.heads)))
-        for _ in tqdm(range(settings["random_draws"]), desc=f"random circuits on {model}", leave=False, disable=None)
+        for _ in tqdm(range(random_draws), desc=f"random circuits on {model}", leave=False, disable=None)
     ]
     random_mean, random_std = _mean_std(random_accs)
     result = {
         "circuit": circuit_name,
         "model": model,
         "records": len(ablator.enc),
-        "data_sha256": sha256_file(data_file),
+        "data_sha256": sha256_file(runs.data_file),
         "circuit_sha256": sha256_file(circuit_file),
         "sizes": sizes,
         "model_accuracy": model_acc,
@@ -104,16 +96,16 @@ def run_faithfulness(
 
 
 def run_completeness(
-    cfg: dict[str, Any],
-    model: str,
+    source: ModelSource,
     circuit_file: str | Path,
-    data_file: str | Path,
-    means_file: str | Path,
+    runs: AblationRuns,
     out_json: str | Path,
+    seed: int,
+    draws: int,
 ) -> dict[str, Any]:
-    """Rule completeness: a model's own circuit, random subsets K and each whole group."""
-    settings = cfg["circuit"]["evaluation"]
-    parts, ablator, circuit = _setup(cfg, model, circuit_file, data_file, means_file)
+    """Rule completeness: a model's own circuit, ``draws`` random subsets K and each whole group."""
+    model = source.name
+    parts, ablator, circuit = _setup(source, circuit_file, runs)
     nodes = circuit_nodes(circuit)
 
     def scores(removed: list[Any]) -> dict[str, Any]:
@@ -126,23 +118,23 @@ def run_completeness(
             "diff": abs(f_c - f_m),
         }
 
-    rng = random.Random(settings["seed"])
-    draws = []
-    for _ in tqdm(range(settings["completeness_draws"]), desc=f"completeness {model}", leave=False, disable=None):
-        draws.append(scores([n for n in nodes if rng.random() < 0.5]))
+    rng = random.Random(seed)
+    drawn = []
+    for _ in tqdm(range(draws), desc=f"completeness {model}", leave=False, disable=None):
+        drawn.append(scores([n for n in nodes if rng.random() < 0.5]))
     groups = {g: scores([(POSITION_OF[g], h) for h in circuit[g]]) for g in GROUPS}
     summary = {}
     for key in ("F_C_minus_K", "F_M_minus_K", "diff"):
-        mean, std = _mean_std([d[key] for d in draws])
+        mean, std = _mean_std([d[key] for d in drawn])
         summary[key] = {"mean": mean, "std": std}
     result = {
         "model": model,
         "records": len(ablator.enc),
-        "data_sha256": sha256_file(data_file),
+        "data_sha256": sha256_file(runs.data_file),
         "circuit_sha256": sha256_file(circuit_file),
         "full_circuit": scores([]),
         "random": summary,
-        "random_draws": draws,
+        "random_draws": drawn,
         "groups": groups,
     }
     write_json(out_json, result)

@@ -41,7 +41,7 @@ from __future__ import annotations
 import gc
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,9 @@ from entity_tracking.circuits import GROUPS, POSITION_OF, Head, load_circuit
 from entity_tracking.evaluation import accuracy
 from entity_tracking.interventions import Edit, ModelParts, capture, chain, intervene, kv_head, patch, replace_where
 from entity_tracking.io import damaged_fix, read_json, read_jsonl, sha256_file, write_csv, write_json
-from entity_tracking.layout import circuit_name, dcm_desideratum
-from entity_tracking.models import load_for_study
+from entity_tracking.layout import dcm_desideratum
+from entity_tracking.model_specs import ModelSource
+from entity_tracking.models import load_source
 from entity_tracking.partial_forward import CleanRun, clean_run, equal_length_batches, patched_logits, run_suffix
 from entity_tracking.tokenization import Encoded, encode_records
 
@@ -65,6 +66,28 @@ VARIANTS: dict[str, tuple[str, ...]] = {"q": ("q",), "k": ("k",), "v": ("v",), "
 INPUT_MODES: tuple[str, ...] = ("paper", "no_reset")
 SPANS: tuple[str, ...] = ("at", "upto", "before")
 SlotKey = tuple[str, int, str, str]
+
+
+@dataclass(frozen=True)
+class CmapSettings:
+    """A pair's settings (config ``cmap``): whose circuit gives the head sets, where each group's heads come
+    from (``circuit`` or ``dcm:<desideratum>``), the input-patching groups, variants and mode, the batch size,
+    and the confidence of the accuracy intervals (``evaluation.confidence``)."""
+
+    circuit_of: str
+    heads: dict[str, str]
+    input_groups: list[str]
+    input_variants: list[str]
+    input_mode: str
+    batch_size: int
+    confidence: float
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> CmapSettings:
+        """The settings a study's config gives."""
+        s = config["cmap"]
+        keys = ("circuit_of", "input_groups", "input_variants", "input_mode", "batch_size")
+        return cls(heads=dict(s["heads"]), confidence=config["evaluation"]["confidence"], **{k: s[k] for k in keys})
 
 
 class CmapPairError(ValueError):
@@ -311,18 +334,19 @@ def _pairs(value: Any) -> list[Head] | None:
 
 
 def resolve_head_sets(
-    cfg: dict[str, Any],
+    specs: dict[str, str],
     name: str,
     circuit_file: str | Path,
     dcm_files: dict[str, str],
     layers: int,
     heads: int,
 ) -> dict[str, dict[str, Any]]:
-    """Per group: where its heads come from and the heads (checked against the model's size)."""
+    """Per group: where its heads come from (its spec in ``specs``: ``circuit`` or ``dcm:<desideratum>``) and
+    the heads (checked against the model's size)."""
     circuit = load_circuit(circuit_file, layers, heads)
     out: dict[str, dict[str, Any]] = {}
     for group in GROUPS:
-        desideratum = dcm_desideratum(cfg["cmap"]["heads"][group])
+        desideratum = dcm_desideratum(specs[group])
         if desideratum is None:
             out[group] = {"from": "circuit", "circuit": name, "heads": [list(h) for h in circuit[group]]}
             continue
@@ -371,16 +395,18 @@ def _geometry(parts: ModelParts) -> dict[str, int]:
     return {"layers": parts.num_layers, "heads": parts.heads, "kv_heads": parts.kv_heads, "head_dim": parts.head_dim}
 
 
-def plans_for(parts: ModelParts, head_sets: dict[str, dict[str, Any]], cfg: dict[str, Any]) -> dict[str, list[Patch]]:
+def plans_for(
+    parts: ModelParts, head_sets: dict[str, dict[str, Any]], settings: CmapSettings
+) -> dict[str, list[Patch]]:
     """Every configuration of a pair: ``output/<group or full_circuit>`` and ``input/<group>/<variant>``
-    (input patches as ``cmap.input_mode`` says; :func:`resets` tells which plans reset)."""
-    mode = cfg["cmap"]["input_mode"]
+    (input patches as ``settings.input_mode`` says; :func:`resets` tells which plans reset)."""
+    mode = settings.input_mode
     heads = {g: [tuple(h) for h in head_sets[g]["heads"]] for g in GROUPS}
     plans: dict[str, list[Patch]] = {}
     for name in OUTPUT_ORDER:
         plans[f"output/{name}"] = output_patches(heads if name == "full_circuit" else {name: heads[name]})
-    for group in cfg["cmap"]["input_groups"]:
-        for variant in cfg["cmap"]["input_variants"]:
+    for group in settings.input_groups:
+        for variant in settings.input_variants:
             plans[f"input/{group}/{variant}"] = input_patches(parts, heads[group], POSITION_OF[group], variant, mode)
     return plans
 
@@ -414,20 +440,20 @@ class SourceRun:
 
 
 def run_source(
-    cfg: dict[str, Any], source: str, records: list[dict[str, Any]], name: str, circuit_file: str | Path,
-    dcm_files: dict[str, str],
+    source: ModelSource, records: list[dict[str, Any]], name: str, circuit_file: str | Path,
+    dcm_files: dict[str, str], settings: CmapSettings,
 ) -> SourceRun:  # fmt: skip
     """Load the source, resolve the head sets of circuit ``name``, cache what the patches need; free the model."""
-    loaded, vocab = load_for_study(cfg, source)
+    loaded, vocab = load_source(source)
     parts = ModelParts.of(loaded.model)
     enc = encode_records(loaded.tokenizer, records, vocab)
-    head_sets = resolve_head_sets(cfg, name, circuit_file, dcm_files, parts.num_layers, parts.heads)
-    plans = plans_for(parts, head_sets, cfg)
+    head_sets = resolve_head_sets(settings.heads, name, circuit_file, dcm_files, parts.num_layers, parts.heads)
+    plans = plans_for(parts, head_sets, settings)
     slots = needed_slots(plans)
-    batches = equal_length_batches(enc.attention_mask, cfg["cmap"]["batch_size"])
+    batches = equal_length_batches(enc.attention_mask, settings.batch_size)
     cached = []
     predictions = torch.empty(len(enc), dtype=torch.long)
-    for rows in tqdm(batches, desc=f"cache {source}", unit="batch", disable=None):
+    for rows in tqdm(batches, desc=f"cache {source.name}", unit="batch", disable=None):
         acts, logits = capture_source(parts, enc.select(rows), slots)
         cached.append(acts)
         predictions[rows] = logits.argmax(-1)
@@ -438,10 +464,11 @@ def run_source(
 
 
 def run_target(
-    cfg: dict[str, Any], source: str, target: str, records: list[dict[str, Any]], src: SourceRun
+    target_model: ModelSource, source: str, records: list[dict[str, Any]], src: SourceRun, input_mode: str
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Load the target and run every plan of ``src`` in it: its own predictions and those of each plan."""
-    loaded, vocab = load_for_study(cfg, target)
+    target = target_model.name
+    loaded, vocab = load_source(target_model)
     parts = ModelParts.of(loaded.model)
     check_pair(source, target, src.enc, encode_records(loaded.tokenizer, records, vocab), src.vocab, vocab)
     if _geometry(parts) != src.geometry:
@@ -449,7 +476,6 @@ def run_target(
             f"CMAP pair {source} -> {target}: different geometry {src.geometry} vs {_geometry(parts)}; heads can only "
             "be patched between models of one architecture. Fix: remove the pair from cmap.pairs."
         )
-    mode = cfg["cmap"]["input_mode"]
     device = next(parts.model.parameters()).device
     own_pred = torch.empty(len(src.enc), dtype=torch.long)
     preds = {k: torch.empty(len(src.enc), dtype=torch.long) for k in src.plans}
@@ -460,18 +486,18 @@ def run_target(
         own = clean.logits.argmax(-1).cpu()
         own_pred[rows] = own
         for key, patches in src.plans.items():
-            reset = resets(key, mode)
+            reset = resets(key, input_mode)
             patched = cmap_logits(parts, batch, clean, patches, acts, src.slots, reset=reset) if patches else None
             preds[key][rows] = own if patched is None else patched.argmax(-1)
     return own_pred, preds
 
 
 def cmap_result(
-    cfg: dict[str, Any], source: str, target: str, name: str, data_file: str | Path, src: SourceRun,
-    target_pred: torch.Tensor, preds: dict[str, torch.Tensor],
+    source: str, target: str, name: str, data_file: str | Path, src: SourceRun, target_pred: torch.Tensor,
+    preds: dict[str, torch.Tensor], settings: CmapSettings,
 ) -> dict[str, Any]:  # fmt: skip
     """The result of a pair: both models' accuracies, and every output and input patch's, with its head count."""
-    settings, confidence, answers = cfg["cmap"], cfg["evaluation"]["confidence"], src.enc.answer_ids
+    confidence, answers = settings.confidence, src.enc.answer_ids
     plans, head_sets = src.plans, src.head_sets
 
     def entry(key: str, heads: int) -> dict[str, Any]:
@@ -481,8 +507,8 @@ def cmap_result(
         "source": source,
         "target": target,
         "circuit": name,
-        "circuit_of": settings["circuit_of"],
-        "input_mode": settings["input_mode"],
+        "circuit_of": settings.circuit_of,
+        "input_mode": settings.input_mode,
         "records": len(src.enc),
         "data_sha256": sha256_file(data_file),
         "geometry": src.geometry,
@@ -499,32 +525,34 @@ def cmap_result(
             "positions": sorted({POSITION_OF[g] for g in members}),
             **entry(f"output/{group}", n),
         }
-    for group in settings["input_groups"]:
+    for group in settings.input_groups:
         result["input"][group] = {
             variant: {
                 "kv_heads": _kv_heads(plans[f"input/{group}/{variant}"]),
                 **entry(f"input/{group}/{variant}", len(head_sets[group]["heads"])),
             }
-            for variant in settings["input_variants"]
+            for variant in settings.input_variants
         }
     return result
 
 
 def run_cmap(
-    cfg: dict[str, Any],
-    source: str,
-    target: str,
+    source_model: ModelSource,
+    target_model: ModelSource,
+    name: str,
     data_file: str | Path,
     circuit_file: str | Path,
     dcm_files: dict[str, str],
     out_json: str | Path,
+    settings: CmapSettings,
 ) -> dict[str, Any]:
-    """Rule cmap: one (source, target) pair, every group, output and input variants (one model in memory)."""
+    """Rule cmap: one (source, target) pair with the head sets of circuit ``name`` (``layout.circuit_name``):
+    every group, output and input variants (one model in memory)."""
+    source, target = source_model.name, target_model.name
     records = read_jsonl(data_file)
-    name = circuit_name(cfg, source, target)
-    src = run_source(cfg, source, records, name, circuit_file, dcm_files)
-    target_pred, preds = run_target(cfg, source, target, records, src)
-    result = cmap_result(cfg, source, target, name, data_file, src, target_pred, preds)
+    src = run_source(source_model, records, name, circuit_file, dcm_files, settings)
+    target_pred, preds = run_target(target_model, source, records, src, settings.input_mode)
+    result = cmap_result(source, target, name, data_file, src, target_pred, preds, settings)
     for group, row in result["output"].items():
         log.info("%s -> %s output %s: %.4f (%s heads)", source, target, group, row["accuracy"], row["heads"])
     write_json(out_json, result)

@@ -191,20 +191,23 @@ def generate(
     return out
 
 
-def write_dataset(cfg: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
-    """Generate the dataset described by the ``dataset`` config section into ``out_dir``.
+def write_dataset(
+    out_dir: str | Path, seed: int, num_boxes: int, contexts: dict[str, int], objects_file: str | None = None
+) -> dict[str, Any]:
+    """Generate the dataset (config ``dataset``: ``contexts`` per split, ``num_boxes`` a context, the objects of
+    ``objects_file`` or the shipped list) into ``out_dir``.
 
     Writes ``<split>.jsonl`` for every split and ``manifest.json`` with counts and sha256 sums.
     """
     out_dir = Path(out_dir)
-    objects_file = repo_path(cfg["objects_file"]) if cfg.get("objects_file") else default_objects_file()
-    objects = load_objects(objects_file)
-    splits = generate(cfg["seed"], cfg["num_boxes"], cfg["splits"], objects)
+    objects_path = repo_path(objects_file) if objects_file else default_objects_file()
+    objects = load_objects(objects_path)
+    splits = generate(seed, num_boxes, contexts, objects)
     manifest: dict[str, Any] = {
-        "seed": cfg["seed"],
-        "num_boxes": cfg["num_boxes"],
+        "seed": seed,
+        "num_boxes": num_boxes,
         "num_objects": len(objects),
-        "objects_sha256": sha256_file(objects_file),
+        "objects_sha256": sha256_file(objects_path),
         "splits": {},
     }
     for split, records in splits.items():
@@ -212,7 +215,7 @@ def write_dataset(cfg: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
         write_jsonl(path, records)
         manifest["splits"][split] = {
             "file": path.name,
-            "contexts": cfg["splits"].get(split, 0),
+            "contexts": contexts.get(split, 0),
             "records": len(records),
             "sha256": sha256_file(path),
         }

@@ -35,7 +35,8 @@ from entity_tracking.circuits import POSITION_OF, POSITIONS, Head
 from entity_tracking.desiderata import REWRITTEN, source_prompt
 from entity_tracking.interventions import ModelParts, mix
 from entity_tracking.layout import DCM_SPLITS as SPLITS
-from entity_tracking.layout import dcm_plan, dcm_result_path, desiderata_file
+from entity_tracking.layout import dcm_result_path, desiderata_file
+from entity_tracking.model_specs import ModelSource
 from entity_tracking.partial_forward import CleanRun, SuffixEdits, clean_run, patched_logits, z_at
 from entity_tracking.stats import outcome_string
 from entity_tracking.tokenization import Encoded, Vocabulary, encode_prompts, encode_records
@@ -323,37 +324,38 @@ def run_group(
 
 
 def run_dcm(
-    cfg: dict[str, Any],
     circuit_name: str,
-    model: str,
+    source: ModelSource,
     circuit_file: str | Path,
     records_files: dict[str, str | Path],
     desiderata_dir: str | Path,
     out_root: str | Path,
+    plan: Sequence[tuple[str, str]],
+    settings: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    """Rule dcm: every (group, desideratum) of one circuit, on the model it was found in."""
+    """Rule dcm: every (group, desideratum) of ``plan`` for one circuit, on the model it was found in.
+    ``settings``: the ``dcm`` section (the :data:`TRAINING_KEYS`, ``eval_batch_size``, ``cache_clean_runs``)."""
     from entity_tracking.circuits import load_circuit
     from entity_tracking.io import read_jsonl, sha256_file, write_json
-    from entity_tracking.models import load_for_study
+    from entity_tracking.models import load_source
 
-    settings = cfg["dcm"]
+    model = source.name
     bs = settings["eval_batch_size"]  # clean runs, sources, validation and test (training: batch_size)
-    loaded, vocab = load_for_study(cfg, model)
+    loaded, vocab = load_source(source)
     parts = ModelParts.of(loaded.model)
     circuit = load_circuit(circuit_file, parts.num_layers, parts.heads)
     records = {split: read_jsonl(records_files[split]) for split in SPLITS}
     bases = {split: encode_records(loaded.tokenizer, recs, vocab) for split, recs in records.items()}
     # the base prompts are the split's records for every desideratum: one clean run each, shared
     runs = {split: BaseRuns(parts, bases[split], bs, settings["cache_clean_runs"]) for split in SPLITS}
-    jobs = dcm_plan(cfg)
     results = []
-    for desideratum in dict.fromkeys(d for _, d in jobs):
+    for desideratum in dict.fromkeys(d for _, d in plan):
         files = {split: desiderata_file(desiderata_dir, desideratum, split) for split in SPLITS}
         pairs = {
             split: encode_pairs(loaded.tokenizer, read_jsonl(files[split]), records[split], bases[split], vocab)
             for split in SPLITS
         }
-        groups = [g for g, d in jobs if d == desideratum]
+        groups = [g for g, d in plan if d == desideratum]
         positions = list(dict.fromkeys(POSITION_OF[g] for g in groups))
         src = {split: runs[split].sources(pairs[split], positions) for split in SPLITS}
         for group in groups:

@@ -15,7 +15,8 @@ import torch
 from tqdm import tqdm
 
 from entity_tracking.io import atomic_write, read_json, read_jsonl, sha256_file, write_csv, write_json
-from entity_tracking.models import LoadedModel, load_for_study
+from entity_tracking.model_specs import ModelSource
+from entity_tracking.models import LoadedModel, load_source
 from entity_tracking.stats import outcome_string
 from entity_tracking.tokenization import Encoded, encode_records
 
@@ -87,19 +88,26 @@ def evaluate(
 
 
 def run_evaluation(
-    cfg: dict[str, Any], name: str, data_file: str | Path, out_json: str | Path, out_csv: str | Path
+    source: ModelSource,
+    label: str,
+    role: str,
+    data_file: str | Path,
+    out_json: str | Path,
+    out_csv: str | Path,
+    batch_size: int,
+    confidence: float,
 ) -> dict[str, Any]:
-    """Evaluate model ``name`` on a dataset split; write the summary JSON and a per-record CSV."""
-    loaded, vocab = load_for_study(cfg, name)
+    """Evaluate a model on a dataset split; write the summary JSON and a per-record CSV (Wilson intervals at
+    ``confidence``)."""
+    name = source.name
+    loaded, vocab = load_source(source)
     records = read_jsonl(data_file)
     enc = encode_records(loaded.tokenizer, records, vocab)
-    settings = cfg["evaluation"]
-    summary, predicted = evaluate(loaded, enc, settings["batch_size"], settings["confidence"])
-    spec = cfg["models"][name]
+    summary, predicted = evaluate(loaded, enc, batch_size, confidence)
     result = {
         "model": name,
-        "label": spec.get("label", name),
-        "role": spec["role"],
+        "label": label,
+        "role": role,
         "split": Path(data_file).stem,
         "data_sha256": sha256_file(data_file),
         **summary,

@@ -33,7 +33,8 @@ from tqdm import tqdm
 from entity_tracking.evaluation import accuracy
 from entity_tracking.interventions import ModelParts
 from entity_tracking.io import read_json, read_jsonl, sha256_file, write_csv, write_json
-from entity_tracking.models import load_for_study
+from entity_tracking.model_specs import ModelSource
+from entity_tracking.models import load_source
 from entity_tracking.partial_forward import CleanRun, clean_run, equal_length_batches, patched_logits
 from entity_tracking.tokenization import Encoded, encode_records
 
@@ -120,14 +121,23 @@ def knockout_curves(
     return accuracy(own, answers, confidence), curves
 
 
-def run_knockout(cfg: dict[str, Any], model: str, data_file: str | Path, out_json: str | Path) -> dict[str, Any]:
-    """Rule knockout: the five knockout curves of one model."""
-    settings = cfg["knockout"]
-    loaded, vocab = load_for_study(cfg, model)
+def run_knockout(
+    source: ModelSource,
+    data_file: str | Path,
+    out_json: str | Path,
+    conditions: Sequence[str],
+    seed: int,
+    batch_size: int,
+    confidence: float,
+) -> dict[str, Any]:
+    """Rule knockout: the knockout curves of one model, one per condition (``seed`` draws the random positions;
+    Wilson intervals at ``confidence``)."""
+    model = source.name
+    loaded, vocab = load_source(source)
     parts = ModelParts.of(loaded.model)
     enc = encode_records(loaded.tokenizer, read_jsonl(data_file), vocab)
-    positions = {c: condition_positions(enc, c, settings["seed"]) for c in settings["conditions"]}
-    own, curves = knockout_curves(parts, enc, positions, settings["batch_size"], cfg["evaluation"]["confidence"])
+    positions = {c: condition_positions(enc, c, seed) for c in conditions}
+    own, curves = knockout_curves(parts, enc, positions, batch_size, confidence)
     bos = loaded.tokenizer.bos_token_id
     result = {
         "model": model,
@@ -136,7 +146,7 @@ def run_knockout(cfg: dict[str, Any], model: str, data_file: str | Path, out_jso
         "layers": parts.num_layers,
         "attn_implementation": loaded.model.config._attn_implementation,
         "adds_bos": bool(bos is not None and int(enc.input_ids[0, 0]) == bos),
-        "seed": settings["seed"],
+        "seed": seed,
         "no_knockout": own,
         "conditions": {
             c: {
@@ -146,10 +156,10 @@ def run_knockout(cfg: dict[str, Any], model: str, data_file: str | Path, out_jso
                 "curve": curves[c],
                 **({"random_positions": positions[c][1].tolist()} if CONDITIONS[c][1] == RANDOM else {}),
             }
-            for c in settings["conditions"]
+            for c in conditions
         },
     }
-    for c in settings["conditions"]:
+    for c in conditions:
         log.info("%s %s: %s", model, c, " ".join(f"{a:.2f}" for a in result["conditions"][c]["accuracy"]))
     write_json(out_json, result)
     return result

@@ -22,13 +22,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm import tqdm
 
 from entity_tracking.circuits import GROUPS, POSITION_OF, Circuit, Head, Node
 from entity_tracking.stats import paired_test
+
+if TYPE_CHECKING:
+    from entity_tracking.ablation import AblationRuns
+    from entity_tracking.model_specs import ModelSource
 
 ORDER: tuple[str, ...] = ("struct_reader", "pos_transmitter", "pos_detector", "value_fetcher")
 
@@ -133,51 +137,42 @@ def minimality(
 
 
 def run_minimality(
-    cfg: dict[str, Any],
-    name: str,
+    source: ModelSource,
     scores_file: str | Path,
     summary_file: str | Path,
-    data_file: str | Path,
-    means_file: str | Path,
+    runs: AblationRuns,
     out_circuit: str | Path,
     out_report: str | Path,
+    metric: str,
+    selection: dict[str, Any],
+    candidates: dict[str, int],
+    opts: dict[str, Any],
 ) -> Circuit:
-    """Rule minimality: candidates selected beyond noise from the per-example path-patching scores, grouped,
-    then pruned on the minimality split; the circuit file records each group's stage status."""
-    from entity_tracking.ablation import Ablator, load_means
+    """Rule minimality: candidates selected beyond noise (``selection``: the noise guard's settings) from the
+    per-example path-patching scores of ``metric``, up to ``candidates`` heads a group, then pruned on the
+    minimality split (``opts``: percentage, threshold, alpha); the circuit file records each group's stage
+    status."""
+    from entity_tracking.ablation import load_ablator
     from entity_tracking.circuits import keep_sets, save_circuit
-    from entity_tracking.config import circuit_settings
-    from entity_tracking.interventions import ModelParts
-    from entity_tracking.io import read_jsonl, sha256_file, write_json
-    from entity_tracking.job_config import materialize
-    from entity_tracking.models import load_for_study
-    from entity_tracking.path_patching import selection_settings
+    from entity_tracking.io import sha256_file, write_json
     from entity_tracking.selection import assign_groups, chain_tests, load_stages, stage_status
-    from entity_tracking.tokenization import encode_records
 
-    settings = circuit_settings(cfg, name)
-    metric = settings["path_patching"]["metric"]
-    selection = selection_settings(settings)
+    name = source.name
     tests = chain_tests(*load_stages(scores_file, summary_file, metric, selection), selection)
-    cands = assign_groups(tests, materialize(settings["candidates"]))  # the setting whole, every group's
+    cands = assign_groups(tests, candidates)
     status = {g: dict(zip(("status", "reason"), stage_status(tests, g), strict=True)) for g in GROUPS}
-    loaded, vocab = load_for_study(cfg, name)
-    parts = ModelParts.of(loaded.model)
-    enc = encode_records(loaded.tokenizer, read_jsonl(data_file), vocab)
-    evaluation = cfg["circuit"]["evaluation"]
-    ablator = Ablator(parts, enc, load_means(means_file, parts), evaluation["batch_size"], evaluation["keep_runs"])
+    _, ablator = load_ablator(source, runs)
 
     def outcomes(removed: frozenset[Node]) -> torch.Tensor:
         return ablator.outcomes(keep_sets(cands, removed))
 
-    opts = settings["minimality"]
     circuit, report = minimality(cands, outcomes, opts["percentage"], opts["threshold"], opts["alpha"], desc=name)
     guard = {"test": "one-sided one-sample t-test per head (mean score < 0)", "metric": metric, **selection}
     save_circuit(out_circuit, circuit, status, {"selection": guard, "minimality": opts})
     report = {
         "model": name,
-        "records": len(enc),
-        "data_sha256": sha256_file(data_file),
+        "records": len(ablator.enc),
+        "data_sha256": sha256_file(runs.data_file),
         "scores_sha256": sha256_file(scores_file),
         "metric": metric,
         "selection": selection,

@@ -5,6 +5,7 @@ Torch-free: the Snakefile imports it to plan the DAG.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,41 @@ def spec_keys(cfg: dict[str, Any], name: str) -> list[str]:
 
 
 def loading_keys(cfg: dict[str, Any], name: str) -> list[str]:
-    """The settings that loading model ``name`` for the study reads (``models.load_for_study``): its effective
-    spec's and the objects file."""
+    """The settings that :func:`model_source` reads for model ``name`` (besides the runtime keys): its
+    effective spec's and the objects file."""
     return [*spec_keys(cfg, name), "dataset.objects_file"]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Everything loading one model of a study reads (``models.load_source``): the spec actually loaded, the
+    device, the cache of downloaded weights, and the objects file whose words its tokenizer is checked on."""
+
+    name: str
+    spec: dict[str, Any]
+    device: str
+    cache_dir: str
+    objects_file: str | None = None
+
+
+def model_source(cfg: dict[str, Any], name: str, root: str | Path | None = None) -> ModelSource:
+    """How model ``name`` of the validated config is loaded.
+
+    ``root``: the workflow directory that the config's relative paths (the DAG's checkpoints, the model
+    cache) are under, when it is not the current directory (the benchmark's ``--root``)."""
+    if name not in cfg["models"]:
+        raise KeyError(f"model {name!r} is not in study {cfg['study']!r} (models: {sorted(cfg['models'])})")
+    spec, cache_dir = effective_spec(cfg, name), cfg["model_cache"]
+    if root is not None:
+
+        def under_root(path: str) -> str:  # an absolute path stays as it is
+            return str(Path(root) / repo_path(path))
+
+        spec = dict(spec)
+        if "path" in spec:
+            spec["path"] = under_root(spec["path"])
+        if spec.get("adapter", {}).get("path"):
+            spec["adapter"] = {**spec["adapter"], "path": under_root(spec["adapter"]["path"])}
+        cache_dir = under_root(cache_dir)
+    objects_file = cfg["dataset"].get("objects_file")
+    return ModelSource(name, spec, cfg["device"], cache_dir, objects_file and repo_path(objects_file))

@@ -27,7 +27,7 @@ from entity_tracking.config import repo_path
 from entity_tracking.dataset import load_objects
 from entity_tracking.errors import ModelUnavailableError
 from entity_tracking.io import is_workflow_output, read_json, sha256_file, write_json
-from entity_tracking.model_specs import effective_spec, loader_spec
+from entity_tracking.model_specs import ModelSource
 from entity_tracking.provenance import portable
 from entity_tracking.tokenization import Vocabulary, check_vocabulary, encode_records
 from entity_tracking.training import peft_quietly
@@ -348,10 +348,10 @@ def check_checkpoint(name: str, directory: Path) -> None:
             check_weights(name, directory, record["sha256"], record.get("weights", "model.safetensors"))
 
 
-def convert_model(cfg: dict[str, Any], name: str, out_dir: str | Path) -> dict[str, Any]:
-    """Rule convert_model: load a GGUF model (or its fallback) once and save it as a plain checkpoint."""
-    spec = loader_spec(cfg, name)
-    loaded = load_model(name, spec, device="cpu", cache_dir=cfg["model_cache"])
+def convert_model(name: str, spec: dict[str, Any], cache_dir: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """Rule convert_model: load a GGUF model (or its fallback) from its own ``spec`` once, on the CPU, and save
+    it as a plain checkpoint."""
+    loaded = load_model(name, spec, device="cpu", cache_dir=cache_dir)
     out_dir = Path(out_dir)
     loaded.model.save_pretrained(out_dir)
     loaded.tokenizer.save_pretrained(out_dir)
@@ -362,41 +362,24 @@ def convert_model(cfg: dict[str, Any], name: str, out_dir: str | Path) -> dict[s
     return record
 
 
-def load_for_study(cfg: dict[str, Any], name: str, root: str | Path | None = None) -> tuple[LoadedModel, Vocabulary]:
-    """Load model ``name`` of the validated config and check its tokenizer against the task's words.
-
-    ``root``: the workflow directory that the config's relative paths (the DAG's checkpoints, the model
-    cache) are under, when it is not the current directory (the benchmark's ``--root``)."""
-    if name not in cfg["models"]:
-        raise KeyError(f"model {name!r} is not in study {cfg['study']!r} (models: {sorted(cfg['models'])})")
-    spec, cache_dir = effective_spec(cfg, name), cfg["model_cache"]
-    if root is not None:
-
-        def under_root(path: str) -> str:  # an absolute path stays as it is
-            return str(Path(root) / repo_path(path))
-
-        spec = dict(spec)
-        if "path" in spec:
-            spec["path"] = under_root(spec["path"])
-        if spec.get("adapter", {}).get("path"):
-            spec["adapter"] = {**spec["adapter"], "path": under_root(spec["adapter"]["path"])}
-        cache_dir = under_root(cache_dir)
-    loaded = load_model(name, spec, device=cfg["device"], cache_dir=cache_dir)
-    objects_file = cfg["dataset"].get("objects_file")
-    vocab = check_vocabulary(loaded.tokenizer, load_objects(objects_file and repo_path(objects_file)), name)
+def load_source(source: ModelSource) -> tuple[LoadedModel, Vocabulary]:
+    """Load a model of the study (``model_specs.model_source``) and check its tokenizer against the task's words."""
+    loaded = load_model(source.name, source.spec, device=source.device, cache_dir=source.cache_dir)
+    vocab = check_vocabulary(loaded.tokenizer, load_objects(source.objects_file), source.name)
     return loaded, vocab
 
 
-def write_model_card(cfg: dict[str, Any], name: str, example: dict[str, Any], out_json: str | Path) -> dict[str, Any]:
+def write_model_card(
+    source: ModelSource, label: str, role: str, base_model: str | None, example: dict[str, Any], out_json: str | Path
+) -> dict[str, Any]:
     """Load and check a model; record its source, architecture and the positions of one example prompt."""
-    loaded, vocab = load_for_study(cfg, name)
+    loaded, vocab = load_source(source)
     enc = encode_records(loaded.tokenizer, [example], vocab)
-    spec = cfg["models"][name]
     card = {
-        "model": name,
-        "label": spec.get("label", name),
-        "role": spec["role"],
-        "base_model": spec.get("base_model"),
+        "model": source.name,
+        "label": label,
+        "role": role,
+        "base_model": base_model,
         "source": portable(loaded.source),  # {repo}/... instead of this checkout's absolute path
         "architecture": architecture(loaded),
         "device": str(loaded.device),

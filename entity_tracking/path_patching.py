@@ -42,8 +42,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from entity_tracking.config import circuit_settings
 from entity_tracking.interventions import ModelParts, capture, chain, intervene, kv_head, patch, replace_where
+from entity_tracking.model_specs import ModelSource
 from entity_tracking.partial_forward import CleanRun, clean_run, run_suffix, z_at
 from entity_tracking.selection import SETTINGS_KEYS, StageTest, ranked, stage_status, stage_test
 from entity_tracking.tokenization import Encoded, Vocabulary, counterfactual_prompt, encode_prompts, encode_records
@@ -427,17 +427,21 @@ def stage_summary(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_path_patching(
-    cfg: dict[str, Any], name: str, data_file: str | Path, out_tensors: str | Path, out_json: str | Path
+    source: ModelSource,
+    data_file: str | Path,
+    out_tensors: str | Path,
+    out_json: str | Path,
+    settings: dict[str, Any],
+    selection: dict[str, Any],
 ) -> dict[str, Any]:
     """Rule path_patching: the four stages on the discovery split; per-example and mean score tensors, and a
-    JSON summary with every stage's status (signal, no signal, not run)."""
+    JSON summary with every stage's status (signal, no signal, not run). ``settings``: the model's
+    ``circuit.path_patching``; ``selection``: the noise guard's (:func:`selection_settings`)."""
     from entity_tracking.io import read_jsonl, sha256_file, write_json, write_safetensors
-    from entity_tracking.models import load_for_study
+    from entity_tracking.models import load_source
 
-    circuit = circuit_settings(cfg, name)
-    settings = circuit["path_patching"]
-    selection = selection_settings(circuit)
-    loaded, vocab = load_for_study(cfg, name)
+    name = source.name
+    loaded, vocab = load_source(source)
     parts = ModelParts.of(loaded.model)
     data = prepare_data(loaded.tokenizer, read_jsonl(data_file), vocab)
     results = path_patching(

@@ -35,7 +35,8 @@ from entity_tracking.config import build_config
 from entity_tracking.dataset import generate, load_objects
 from entity_tracking.interventions import ModelParts, capture, chain, intervene
 from entity_tracking.minimality import minimality, significance
-from entity_tracking.models import load_for_study
+from entity_tracking.model_specs import model_source
+from entity_tracking.models import load_source
 from entity_tracking.tokenization import check_vocabulary, encode_records
 from entity_tracking.toy import build_model
 
@@ -330,7 +331,7 @@ def test_minimality_heads_with_the_same_index_in_different_layers_are_both_remov
 
 @pytest.fixture(scope="module")
 def organism() -> dict[str, Any]:
-    lm, vocab = load_for_study(build_config({}), "organism-base")
+    lm, vocab = load_source(model_source(build_config({}), "organism-base"))
     data = generate(20240101, 7, {"ablation": 3, "eval": 3}, load_objects())
     parts = ModelParts.of(lm.model)
     enc = encode_records(lm.tokenizer, data["eval"], vocab)

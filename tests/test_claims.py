@@ -17,6 +17,7 @@ from entity_tracking.claims import (
     PASS,
     Claim,
     Results,
+    Study,
     evaluate_claims,
     run_claims,
     write_claims,
@@ -67,7 +68,7 @@ def _paper_results(tmp_path, **overrides):
         scores[f"{g}.prob"] = torch.full((32, 32), -0.001)
         scores[f"{g}.prob"][head] = score
     write_safetensors(scores_file, scores)
-    return Results(tmp_path / "results" / "paper", config)
+    return Results(tmp_path / "results" / "paper", Study.of(config))
 
 
 def test_headline_numbers_pass_when_ours_are_the_papers(tmp_path):
@@ -146,7 +147,7 @@ def test_missing_results_are_not_computed_and_named(tmp_path):
 
 def test_headlines_are_not_applicable_on_other_studies(tmp_path):
     config = write_results(tmp_path)
-    claims = evaluate_claims(Results(tmp_path / "results" / "default", config))
+    claims = evaluate_claims(Results(tmp_path / "results" / "default", Study.of(config)))
     headlines = [c for c in claims if c.kind == "headline"]
     assert headlines and all(c.verdict == NOT_APPLICABLE and c.ours is None for c in headlines)
 
@@ -160,7 +161,7 @@ def test_qualitative_claims_on_constructed_results(tmp_path):
         random_accuracy={chat: 0.01},
         completeness_gap={base: 0.10, chat: 0.30},
     )
-    claims = _by_id(evaluate_claims(Results(tmp_path / "results" / "default", config)))
+    claims = _by_id(evaluate_claims(Results(tmp_path / "results" / "default", Study.of(config))))
     assert claims[f"Q.more_accurate.{chat}"].verdict == PASS
     assert claims[f"Q.more_accurate.{lora}"].verdict == FAIL
     assert claims[f"Q.more_accurate.{full}"].verdict == FAIL  # equal is not more accurate
@@ -189,14 +190,14 @@ def test_base_circuit_survives_counts_shared_nodes(tmp_path):
     (res / "circuits" / chat / "circuit.json").write_text((res / "circuits" / base / "circuit.json").read_text())
     files = [res / "circuits" / m / "circuit.json" for m in (base, chat)]
     write_overlap([base, chat], files, res / "circuit_overlap.csv", res / "circuit_overlap.json")
-    claim = _by_id(evaluate_claims(Results(res, config)))[f"Q.base_circuit_survives.{chat}"]
+    claim = _by_id(evaluate_claims(Results(res, Study.of(config))))[f"Q.base_circuit_survives.{chat}"]
     assert claim.verdict == PASS and claim.ours["share"] == 1.0
 
 
 def test_a_study_without_finetuned_models(tmp_path):
     base = next(iter(DEFAULT_MODELS))
     config = write_results(tmp_path, {base: DEFAULT_MODELS[base]})
-    claims = _by_id(evaluate_claims(Results(tmp_path / "results" / "default", config)))
+    claims = _by_id(evaluate_claims(Results(tmp_path / "results" / "default", Study.of(config))))
     assert claims["Q.more_accurate"].verdict == NOT_APPLICABLE
     assert claims[f"Q.own_circuit_faithful.{base}"].verdict in (PASS, FAIL)
 
@@ -204,7 +205,8 @@ def test_a_study_without_finetuned_models(tmp_path):
 def test_markdown_json_and_html_reports(tmp_path):
     config = write_results(tmp_path)
     out = tmp_path / "out"
-    claims = run_claims(tmp_path / "results" / "default", config, out / "c.md", out / "c.json", out / "c.html")
+    root, study = tmp_path / "results" / "default", Study.of(config)
+    claims = run_claims(root, study, out / "c.md", out / "c.json", out / "c.html")
     data = json.loads((out / "c.json").read_text())
     assert [c["id"] for c in data["claims"]] == [c.id for c in claims]
     assert set(data["claims"][0]) == {
@@ -245,7 +247,7 @@ def test_dcm_claims_against_the_chance_floor(tmp_path):
     ap = {(base, base, "pos_transmitter", "positional"): (0.28, 0.04)}
     config = write_results(tmp_path, sizes=sizes, dcm=dcm, activation_patching=ap)
     res = tmp_path / "results" / "default"
-    claims = _by_id(evaluate_claims(Results(res, config)))
+    claims = _by_id(evaluate_claims(Results(res, Study.of(config))))
     pt = claims[f"Q.dcm_position_transmitter.{base}"]
     assert pt.verdict == PASS and abs(pt.ours["above_floor"] - 0.25) < 1e-12 and pt.ours["patched_into_base"] == 0.28
     assert "Activation patching into Base organism: 0.280 (chance floor 0.040)" in pt.note and "9-13 %" in pt.note
@@ -261,7 +263,7 @@ def test_dcm_claims_against_the_chance_floor(tmp_path):
     # a missing activation-patching file leaves the DCM verdict and says so; a missing DCM file does not
     (res / "activation_patching" / f"{base}.json").unlink()
     (res / "dcm" / chat / "value_fetcher" / "object_value.json").unlink()
-    claims = _by_id(evaluate_claims(Results(res, config)))
+    claims = _by_id(evaluate_claims(Results(res, Study.of(config))))
     pt = claims[f"Q.dcm_position_transmitter.{base}"]
     assert pt.verdict == PASS and pt.ours["patched_into_base"] is None and "not computed (needs" in pt.note
     vf = claims[f"Q.dcm_object_value.{chat}"]
@@ -301,7 +303,7 @@ def test_cmap_claims_are_paired_tests_against_the_base(tmp_path):
     own = json.loads((res / "cmap" / f"{chat}__{base}.json").read_text())["target_accuracy"]["outcomes"]
     _set_cmap(res, chat, base, "pos_transmitter", mixed(own, gained=10, lost=5))  # +0.01: 10 vs 5, p = 0.15
     _set_cmap(res, chat, base, "struct_reader", mixed(own, gained=30, lost=5))  # a significant lift: claim fails
-    claims = _by_id(evaluate_claims(Results(res, config)))
+    claims = _by_id(evaluate_claims(Results(res, Study.of(config))))
     vf = claims[f"Q.cmap_lifts_base.{chat}.value_fetcher"]
     assert vf.verdict == PASS and abs(vf.ours["gap_closed"] - 0.75) < 1e-9 and "closes 75% of the gap" in vf.note
     assert vf.ours["p_lift"] < 1e-10 and "McNemar" in vf.note
@@ -320,16 +322,16 @@ def test_cmap_claims_are_paired_tests_against_the_base(tmp_path):
     assert reader.verdict == FAIL and reader.ours["p_lift"] < 1e-4
     # a full circuit below the fine-tune, significantly, does not "bring the base to" its accuracy
     _set_cmap(res, chat, base, "full_circuit", mixed(own, gained=60, lost=0))  # 0.72 against 0.80
-    assert _by_id(evaluate_claims(Results(res, config)))[f"Q.cmap_full_circuit.{chat}"].verdict == FAIL
+    assert _by_id(evaluate_claims(Results(res, Study.of(config))))[f"Q.cmap_full_circuit.{chat}"].verdict == FAIL
     # patched below the base: the wrong direction is not a lift
     _set_cmap(res, chat, base, "value_fetcher", mixed(own, gained=0, lost=40))
-    claim = _by_id(evaluate_claims(Results(res, config)))[f"Q.cmap_lifts_base.{chat}.value_fetcher"]
+    claim = _by_id(evaluate_claims(Results(res, Study.of(config))))[f"Q.cmap_lifts_base.{chat}.value_fetcher"]
     assert claim.verdict == FAIL and claim.ours["p_lift"] == 1.0
     (res / "cmap" / f"{chat}__{base}.json").unlink()
-    claim = _by_id(evaluate_claims(Results(res, config)))[f"Q.cmap_lifts_base.{chat}.value_fetcher"]
+    claim = _by_id(evaluate_claims(Results(res, Study.of(config))))[f"Q.cmap_lifts_base.{chat}.value_fetcher"]
     assert claim.verdict == NOT_COMPUTED and f"cmap/{chat}__{base}.json" in claim.note
     one = write_results(tmp_path / "one", {base: DEFAULT_MODELS[base]})
-    claims = _by_id(evaluate_claims(Results(tmp_path / "one" / "results" / "default", one)))
+    claims = _by_id(evaluate_claims(Results(tmp_path / "one" / "results" / "default", Study.of(one))))
     assert claims["Q.cmap_lifts_base"].verdict == NOT_APPLICABLE
 
 
@@ -345,12 +347,12 @@ def test_fine_tuned_accuracy_claims_need_a_significant_paired_difference(tmp_pat
         record["outcomes"] = mixed(base_outcomes, gained, lost)
         record["accuracy"] = record["outcomes"].count("1") / 500
         path.write_text(json.dumps(record))
-        claim = _by_id(evaluate_claims(Results(res, config)))[f"Q.more_accurate.{chat}"]
+        claim = _by_id(evaluate_claims(Results(res, Study.of(config))))[f"Q.more_accurate.{chat}"]
         assert claim.verdict == verdict, (gained, lost, claim.note)
         assert f"{gained} right only for" in claim.note
     del record["outcomes"]
     path.write_text(json.dumps(record))
-    claim = _by_id(evaluate_claims(Results(res, config)))[f"Q.more_accurate.{chat}"]
+    claim = _by_id(evaluate_claims(Results(res, Study.of(config))))[f"Q.more_accurate.{chat}"]
     assert claim.verdict == NOT_COMPUTED and "per-record outcomes" in claim.note
 
 
@@ -366,7 +368,7 @@ def test_knockout_claims_compare_early_layers_with_the_random_control(tmp_path):
                            knockout=knockout)  # fmt: skip
     res = tmp_path / "results" / "default"
     (res / "knockout" / f"{chat}.json").unlink()
-    claims = _by_id(evaluate_claims(Results(res, config)))
+    claims = _by_id(evaluate_claims(Results(res, Study.of(config))))
     ql = claims[f"Q.knockout.last_to_query_label.{base}"]
     assert ql.verdict == PASS and abs(ql.ours["blocked"] - 0.15) < 1e-9 and abs(ql.ours["random"] - 0.58) < 1e-9
     assert "s = 0..1" in ql.note

@@ -14,6 +14,7 @@ import entity_tracking.cmap as cmap_module
 from entity_tracking.circuits import GROUPS, POSITION_OF, save_circuit
 from entity_tracking.cmap import (
     CmapPairError,
+    CmapSettings,
     Patch,
     capture_source,
     check_pair,
@@ -31,7 +32,8 @@ from entity_tracking.cmap import (
 from entity_tracking.config import ConfigError, build_config, cmap_pairs
 from entity_tracking.interventions import ModelParts, capture, intervene, kv_head, patch
 from entity_tracking.io import read_json, write_json, write_jsonl
-from entity_tracking.layout import head_set_files
+from entity_tracking.layout import circuit_name, head_set_files
+from entity_tracking.model_specs import model_source
 from entity_tracking.partial_forward import clean_run
 from entity_tracking.tokenization import check_vocabulary, encode_records
 from entity_tracking.toy import build_model
@@ -231,6 +233,11 @@ def test_kv_patching_stops_at_the_group_position(pair):
     torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
 
 
+def _settings(groups: list[str], variants: list[str], mode: str) -> CmapSettings:
+    heads = dict.fromkeys(GROUPS, "circuit")
+    return CmapSettings("source", heads, groups, variants, mode, batch_size=8, confidence=0.95)
+
+
 @pytest.mark.parametrize("mode", ["paper", "no_reset"])
 def test_every_plan_equals_the_full_forward_with_the_same_edits(pair, mode):
     """The fast engines (from the lowest patched layer and each row's earliest patched position; the last
@@ -238,8 +245,7 @@ def test_every_plan_equals_the_full_forward_with_the_same_edits(pair, mode):
     enc, src, tgt = pair["enc"], pair["src"], pair["tgt"]
     head_sets = {g: {"heads": [list(h) for h in CIRCUIT[g]]} for g in GROUPS}
     groups = ["value_fetcher", "pos_transmitter", "pos_detector"]
-    cfg = {"cmap": {"input_groups": groups, "input_variants": ["q", "k", "v", "qkv"], "input_mode": mode}}
-    plans = plans_for(tgt, head_sets, cfg)
+    plans = plans_for(tgt, head_sets, _settings(groups, ["q", "k", "v", "qkv"], mode))
     assert len(plans) == 5 + 3 * 4
     slots = needed_slots(plans)
     acts, _ = capture_source(src, enc, slots)
@@ -262,8 +268,7 @@ def test_every_plan_equals_the_full_forward_with_the_same_edits(pair, mode):
 def test_patching_a_model_into_itself_changes_nothing(pair, mode):
     enc, tgt = pair["enc"], pair["tgt"]
     head_sets = {g: {"heads": [list(h) for h in CIRCUIT[g]]} for g in GROUPS}
-    cfg = {"cmap": {"input_groups": list(GROUPS), "input_variants": ["q", "k", "v", "qk", "qkv"], "input_mode": mode}}
-    plans = plans_for(tgt, head_sets, cfg)
+    plans = plans_for(tgt, head_sets, _settings(list(GROUPS), ["q", "k", "v", "qk", "qkv"], mode))
     slots = needed_slots(plans)
     acts, own = capture_source(tgt, enc, slots)
     clean = clean_run(tgt, enc.input_ids)
@@ -284,6 +289,12 @@ TWO = {
     "base": {"role": "base", "source": "builtin", "builtin": {"layers": 3, "seed": 0}},
     "tuned": {"role": "finetuned", "base_model": "base", "source": "builtin", "builtin": {"layers": 3, "seed": 1}},
 }
+
+
+def _run_cmap(cfg: dict[str, Any], source: str, target: str, *files: Any) -> dict[str, Any]:
+    """Rule cmap's call (scripts/cmap.py) on a study's config."""
+    name = circuit_name(cfg, source, target)
+    return run_cmap(model_source(cfg, source), model_source(cfg, target), name, *files, CmapSettings.of(cfg))
 
 
 def _write_circuits(root, circuits: dict[str, dict[str, list]]) -> None:
@@ -307,7 +318,7 @@ def test_run_cmap_writes_every_group_and_variant(tmp_path, small_data, monkeypat
     circuit_file, dcm = head_set_files(cfg, "tuned", "base", str(tmp_path))
     assert circuit_file == f"{tmp_path}/circuits/tuned/circuit.json" and dcm == {}
     out = tmp_path / "cmap" / "tuned__base.json"
-    res = run_cmap(cfg, "tuned", "base", data, circuit_file, dcm, out)
+    res = _run_cmap(cfg, "tuned", "base", data, circuit_file, dcm, out)
     assert res["records"] == 14 and res["circuit"] == "tuned" and res["circuit_of"] == "source"
     assert res["input_mode"] == "paper" and len(resetting) == 2 * (2 * 5)  # 2 batches x every input plan
     assert len(res["input"]["value_fetcher"]["k"]["outcomes"]) == 14
@@ -323,11 +334,11 @@ def test_run_cmap_writes_every_group_and_variant(tmp_path, small_data, monkeypat
         assert row["patched"] is True and row["records"] == 14 and row["ci_low"] <= row["accuracy"] <= row["ci_high"]
     assert read_json(out) == res
     first = out.read_bytes()
-    run_cmap(cfg, "tuned", "base", data, circuit_file, dcm, out)
+    _run_cmap(cfg, "tuned", "base", data, circuit_file, dcm, out)
     assert out.read_bytes() == first  # byte-reproducible
     resetting.clear()
     cfg_nr = _study(tmp_path, TWO, {**FROM_CIRCUIT, "input_mode": "no_reset"})
-    res_nr = run_cmap(cfg_nr, "tuned", "base", data, circuit_file, dcm, tmp_path / "no_reset.json")
+    res_nr = _run_cmap(cfg_nr, "tuned", "base", data, circuit_file, dcm, tmp_path / "no_reset.json")
     assert res_nr["input_mode"] == "no_reset" and resetting == []  # honoured: no plan resets
     assert res_nr["output"] == res["output"] and res_nr["target_accuracy"] == res["target_accuracy"]
     with pytest.raises(ConfigError, match="input_mode"):
@@ -350,7 +361,7 @@ def test_self_pair_and_empty_head_sets(tmp_path, small_data):
     write_jsonl(data, small_data["eval"][:14])
     _write_circuits(tmp_path, {"base": {**CIRCUIT, "pos_detector": []}})
     circuit_file, dcm = head_set_files(cfg, "base", "base", str(tmp_path))
-    res = run_cmap(cfg, "base", "base", data, circuit_file, dcm, tmp_path / "out.json")
+    res = _run_cmap(cfg, "base", "base", data, circuit_file, dcm, tmp_path / "out.json")
     acc = res["target_accuracy"]["accuracy"]
     assert res["source_accuracy"]["accuracy"] == acc
     rows = [*res["output"].values(), *(v for g in res["input"].values() for v in g.values())]
@@ -397,7 +408,7 @@ def test_head_sets_from_dcm_files(tmp_path):
     _dcm_file(tmp_path, "base", "value_fetcher", "object_value", [[2, 1]])
     _dcm_file(tmp_path, "base", "pos_transmitter", "positional", [])
     _dcm_file(tmp_path, "base", "pos_detector", "positional", [[0, 1], [1, 2]])
-    sets = resolve_head_sets(cfg, "base", circuit_file, dcm, 3, 4)
+    sets = resolve_head_sets(cfg["cmap"]["heads"], "base", circuit_file, dcm, 3, 4)
     assert sets["value_fetcher"]["heads"] == [[2, 1]] and sets["value_fetcher"]["from"] == "dcm"
     assert sets["value_fetcher"]["desideratum"] == "object_value" and sets["value_fetcher"]["dcm_test_accuracy"] == 0.5
     assert sets["pos_transmitter"]["heads"] == []
@@ -406,10 +417,10 @@ def test_head_sets_from_dcm_files(tmp_path):
     _dcm_file(tmp_path, "other", "value_fetcher", "object_value", [[2, 1]])
     wrong = {**dcm, "value_fetcher": f"{tmp_path}/dcm/other/value_fetcher/object_value.json"}
     with pytest.raises(ValueError, match="not the DCM result of circuit 'base'"):
-        resolve_head_sets(cfg, "base", circuit_file, wrong, 3, 4)
+        resolve_head_sets(cfg["cmap"]["heads"], "base", circuit_file, wrong, 3, 4)
     _dcm_file(tmp_path, "base", "value_fetcher", "object_value", [[5, 1]])
     with pytest.raises(ValueError, match="do not exist"):
-        resolve_head_sets(cfg, "base", circuit_file, dcm, 3, 4)
+        resolve_head_sets(cfg["cmap"]["heads"], "base", circuit_file, dcm, 3, 4)
 
 
 def test_pair_validation(tmp_path, bos_tokenizer, nobos_tokenizer, objects, small_data):
@@ -440,9 +451,9 @@ def test_pairs_of_different_tokenizers_or_sizes_fail_with_the_fix(tmp_path, smal
     _write_circuits(tmp_path, {"tuned": CIRCUIT})
     circuit_file, dcm = head_set_files(cfg, "tuned", "qwen", str(tmp_path))
     with pytest.raises(CmapPairError, match="tokenize the task differently"):
-        run_cmap(cfg, "tuned", "qwen", data, circuit_file, dcm, tmp_path / "x.json")
+        _run_cmap(cfg, "tuned", "qwen", data, circuit_file, dcm, tmp_path / "x.json")
     with pytest.raises(CmapPairError, match="different geometry"):
-        run_cmap(cfg, "tuned", "deep", data, circuit_file, dcm, tmp_path / "x.json")
+        _run_cmap(cfg, "tuned", "deep", data, circuit_file, dcm, tmp_path / "x.json")
     assert not (tmp_path / "x.json").exists()
 
 

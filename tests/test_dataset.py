@@ -83,14 +83,14 @@ def test_counterfactual_partners_are_stored_and_valid(small_data):
 
 
 def test_generation_is_seeded_and_byte_identical(tmp_path):
-    cfg = {"seed": 3, "num_boxes": 7, "splits": {"discovery": 4, "ablation": 2, "eval": 3}}
-    m1 = write_dataset(cfg, tmp_path / "a")
-    m2 = write_dataset(cfg, tmp_path / "b")
+    contexts = {"discovery": 4, "ablation": 2, "eval": 3}
+    m1 = write_dataset(tmp_path / "a", 3, 7, contexts)
+    m2 = write_dataset(tmp_path / "b", 3, 7, contexts)
     for split in SPLITS:
         assert (tmp_path / "a" / f"{split}.jsonl").read_bytes() == (tmp_path / "b" / f"{split}.jsonl").read_bytes()
     assert m1 == m2 == read_json(tmp_path / "a" / "manifest.json")
     assert m1["splits"]["eval"]["records"] == 21 and m1["splits"]["dcm_train"]["records"] == 0
-    m3 = write_dataset({**cfg, "seed": 4}, tmp_path / "c")
+    m3 = write_dataset(tmp_path / "c", 4, 7, contexts)
     assert m3["splits"]["eval"]["sha256"] != m1["splits"]["eval"]["sha256"]
     assert read_jsonl(tmp_path / "a" / "eval.jsonl")[0]["split"] == "eval"
 

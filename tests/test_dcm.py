@@ -28,6 +28,8 @@ from entity_tracking.desiderata import build_examples, write_desiderata
 from entity_tracking.evaluation import last_token_logits
 from entity_tracking.interventions import ModelParts, intervene, patch
 from entity_tracking.io import read_json, write_jsonl
+from entity_tracking.layout import dcm_plan
+from entity_tracking.model_specs import model_source
 from entity_tracking.stats import outcome_string, parse_outcomes
 from entity_tracking.tokenization import check_vocabulary, encode_records
 from entity_tracking.toy import build_model
@@ -191,8 +193,11 @@ def dcm_run(tmp_path_factory, objects):
     circuit = {"value_fetcher": [[2, 1]], "pos_transmitter": [[1, 0], [2, 3]], "pos_detector": [[0, 2]],
                "struct_reader": []}  # fmt: skip
     save_circuit(tmp / "circuit.json", {g: [tuple(h) for h in hs] for g, hs in circuit.items()})
-    results = run_dcm(cfg, "a", "a", tmp / "circuit.json", files, tmp / "desiderata", tmp / "dcm")
-    ap = run_activation_patching(cfg, "b", ["a"], files["dcm_test"], tmp / "dcm", tmp / "ap.json")
+    plan, ap = dcm_plan(cfg), cfg["activation_patching"]
+    a, b = model_source(cfg, "a"), model_source(cfg, "b")
+    results = run_dcm("a", a, tmp / "circuit.json", files, tmp / "desiderata", tmp / "dcm", plan, cfg["dcm"])
+    ap = run_activation_patching(b, ["a"], files["dcm_test"], tmp / "dcm", tmp / "ap.json", plan, ap["seed"],
+                                 ap["repeats"], ap["batch_size"], cfg["dcm"]["cache_clean_runs"])  # fmt: skip
     return {"tmp": tmp, "results": results, "ap": ap, "circuit": circuit}
 
 

@@ -7,6 +7,7 @@ import torch
 from entity_tracking.dataset import build_prompt
 from entity_tracking.evaluation import accuracy, evaluate, run_evaluation, wilson_interval, write_accuracy_table
 from entity_tracking.io import write_jsonl
+from entity_tracking.model_specs import model_source
 from entity_tracking.models import LoadedModel
 from entity_tracking.tokenization import check_vocabulary, encode_prompts, encode_records
 
@@ -88,9 +89,11 @@ def test_accuracy_is_not_rounded():
 def test_run_evaluation_writes_json_and_per_record_csv(tmp_path, toy_config, small_data):
     data = tmp_path / "eval.jsonl"
     write_jsonl(data, small_data["eval"])
-    result = run_evaluation(toy_config, "toy-qwen2", data, tmp_path / "e.json", tmp_path / "p.csv")
+    source = model_source(toy_config, "toy-qwen2")
+    result = run_evaluation(source, "Qwen", "base", data, tmp_path / "e.json", tmp_path / "p.csv", 16, 0.95)
     saved = json.loads((tmp_path / "e.json").read_text())
     assert saved == result and saved["model"] == "toy-qwen2" and saved["records"] == 70
+    assert (saved["label"], saved["role"], saved["split"]) == ("Qwen", "base", "eval")
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert [r["id"] for r in rows] == [r["id"] for r in small_data["eval"]]
     assert sum(int(r["correct"]) for r in rows) == saved["correct"]

@@ -187,3 +187,27 @@ def test_changing_a_config_key_reruns_exactly_the_jobs_that_read_it(default_run:
         *(f"models.{m}.{k}" for m in ("organism-base", "organism-chat", "organism-arith-lora") for k in ("source",)),
         *(f"models.{m}.base_model" for m in ("organism-chat", "organism-arith-lora")),
     }, sorted(skipped)
+
+
+# Modules whose functions may take the config: those that plan the DAG from it, those that record it in job
+# records and the manifest, and the benchmark tool (which builds a config for the model it times).
+CONFIG_READERS = {"config", "job_config", "layout", "model_specs", "provenance", "integrity", "benchmark"}
+
+
+def test_library_functions_take_explicit_arguments_not_the_config():
+    """Outside the planning and recording modules no function has a ``cfg`` or ``config`` parameter; a settings
+    object may be built from one by its ``of`` class method (``CmapSettings.of``, ``Study.of``)."""
+    import ast
+
+    offenders = []
+    for path in sorted((REPO / "entity_tracking").rglob("*.py")):
+        if path.stem in CONFIG_READERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name != "of":
+                args = node.args
+                names = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+                if names & {"cfg", "config"}:
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}")
+    assert offenders == []
+    assert len(list((REPO / "entity_tracking").rglob("*.py"))) > 30  # the walk saw the package

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from entity_tracking.knockout import (
     run_knockout,
     write_knockout_table,
 )
+from entity_tracking.model_specs import model_source
 from entity_tracking.partial_forward import clean_run
 from entity_tracking.tokenization import check_vocabulary, encode_records
 from entity_tracking.toy import build_model
@@ -211,6 +213,13 @@ def test_batching_does_not_change_the_curves(setup):
         assert len(row["outcomes"]) == len(enc) and row["outcomes"].count("1") == row["correct"]
 
 
+def _run(cfg: dict[str, Any], model: str, data: Path, out: Path) -> dict[str, Any]:
+    """Rule knockout's call (scripts/knockout.py) on a study's config."""
+    s = cfg["knockout"]
+    confidence = cfg["evaluation"]["confidence"]
+    return run_knockout(model_source(cfg, model), data, out, s["conditions"], s["seed"], s["batch_size"], confidence)
+
+
 def test_run_knockout_writes_every_curve(toy_config, small_data, tmp_path):
     from entity_tracking.io import write_jsonl
 
@@ -219,7 +228,7 @@ def test_run_knockout_writes_every_curve(toy_config, small_data, tmp_path):
     files = []
     for model in toy_config["models"]:
         out = tmp_path / f"{model}.json"
-        run_knockout(toy_config, model, data, out)
+        _run(toy_config, model, data, out)
         files.append(out)
         res = read_json(out)
         assert res["records"] == 21 and res["layers"] == 2 and res["attn_implementation"] == "sdpa"
@@ -230,7 +239,7 @@ def test_run_knockout_writes_every_curve(toy_config, small_data, tmp_path):
             assert ("random_positions" in entry) is cond.endswith("random")
         assert 0 <= res["no_knockout"]["accuracy"] <= 1
     first = files[0].read_bytes()
-    run_knockout(toy_config, "toy-llama", data, files[0])
+    _run(toy_config, "toy-llama", data, files[0])
     assert files[0].read_bytes() == first  # byte-reproducible
     write_knockout_table(files, tmp_path / "knockout.csv")
     rows = list(csv.DictReader((tmp_path / "knockout.csv").open()))

@@ -6,6 +6,7 @@ from peft import LoraConfig, get_peft_model
 
 from entity_tracking.dataset import build_prompt
 from entity_tracking.errors import ModelUnavailableError
+from entity_tracking.model_specs import model_source
 from entity_tracking.models import architecture, load_model, write_model_card
 from entity_tracking.toy import build_model, build_tokenizer
 from tests.gguf_fixture import write_llama_gguf
@@ -139,7 +140,9 @@ def test_gguf_with_wrong_checksum_or_missing_file_is_refused(tmp_path, tiny_llam
 
 
 def test_model_card_records_positions_and_source(tmp_path, toy_config, small_data):
-    card = write_model_card(toy_config, "toy-llama", small_data["eval"][3], tmp_path / "card.json")
+    source = model_source(toy_config, "toy-llama")
+    card = write_model_card(source, "Toy", "base", None, small_data["eval"][3], tmp_path / "card.json")
+    assert (card["model"], card["label"], card["role"], card["base_model"]) == ("toy-llama", "Toy", "base", None)
     assert card["architecture"]["layers"] == 2 and card["source"]["source"] == "builtin"
     pos = card["example"]["positions"]
     assert pos["last"] == 53 and pos["query_label"] == 51 and pos["prev_query_label"] == 6 + 7 * 3

@@ -203,12 +203,13 @@ def test_shipped_base_matches_its_hash_and_tracks_entities_in_the_band(default_c
     """The committed base organism: sha256 as configured, and held-out 7-box accuracy in 0.40-0.85."""
     from entity_tracking.dataset import generate, load_objects
     from entity_tracking.evaluation import evaluate
-    from entity_tracking.models import load_for_study
+    from entity_tracking.model_specs import model_source
+    from entity_tracking.models import load_source
     from entity_tracking.tokenization import encode_records
 
     spec = default_config["models"]["organism-base"]
     assert sha256_file(f"{repo_path(spec['path'])}/model.safetensors") == spec["sha256"]
-    loaded, vocab = load_for_study(default_config, "organism-base")
+    loaded, vocab = load_source(model_source(default_config, "organism-base"))
     ds = default_config["dataset"]
     records = generate(ds["seed"], ds["num_boxes"], ds["splits"], load_objects())["eval"]
     summary, _ = evaluate(loaded, encode_records(loaded.tokenizer, records, vocab), batch_size=128)

@@ -13,7 +13,8 @@ from entity_tracking.circuits import top_heads
 from entity_tracking.config import build_config
 from entity_tracking.dataset import generate, load_objects
 from entity_tracking.interventions import ModelParts
-from entity_tracking.models import load_for_study
+from entity_tracking.model_specs import model_source
+from entity_tracking.models import load_source
 from entity_tracking.path_patching import (
     DEFAULT_SELECTION,
     STAGES,
@@ -38,7 +39,7 @@ def mean(result: dict[str, Any], stage: str, metric: str) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def organism() -> dict[str, Any]:
-    lm, vocab = load_for_study(build_config({}), "organism-base")
+    lm, vocab = load_source(model_source(build_config({}), "organism-base"))
     records = generate(20240101, 7, {"discovery": 6}, load_objects())["discovery"][:40]
     parts = ModelParts.of(lm.model)
     data = prepare_data(lm.tokenizer, records, vocab)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from entity_tracking.circuits import GROUPS, group_status, load_circuit
-from entity_tracking.claims import NOT_APPLICABLE, Results, evaluate_claims
+from entity_tracking.claims import NOT_APPLICABLE, Results, Study, evaluate_claims
 from entity_tracking.io import read_json, write_json, write_safetensors
 from entity_tracking.path_patching import DEFAULT_SELECTION, discover
 from entity_tracking.selection import (
@@ -200,7 +200,7 @@ def test_a_no_signal_stage_makes_every_claim_that_needs_it_not_applicable(tmp_pa
     assert [status[g]["status"] for g in GROUPS] == [SIGNAL, NO_SIGNAL, NOT_RUN, NOT_RUN]
     circuit = load_circuit(root / "circuits" / "base" / "circuit.json")
     assert circuit["value_fetcher"] and not any(circuit[g] for g in GROUPS[1:])
-    claims = {c.id: c for c in evaluate_claims(Results(root, cfg))}
+    claims = {c.id: c for c in evaluate_claims(Results(root, Study.of(cfg)))}
     dependent = [
         "Q.base_circuit_faithful.ft", "Q.own_circuit_faithful.base", "Q.beats_random.base", "Q.complete.base",
         "Q.base_circuit_survives.ft", "Q.dcm_position_transmitter.base", "Q.dcm_position_detector.base",

@@ -33,7 +33,8 @@ import torch
 from entity_tracking.benchmark import REPO, SEED, task_records, timed
 from entity_tracking.dataset import load_objects
 from entity_tracking.interventions import ModelParts
-from entity_tracking.models import load_for_study
+from entity_tracking.model_specs import model_source
+from entity_tracking.models import load_source
 from entity_tracking.path_patching import STAGES, path_patching, prepare_data
 from entity_tracking.selection import NO_GUARD
 
@@ -48,7 +49,7 @@ def load(name: str) -> tuple[Any, Any, Any]:
     if name == "organism-base":
         from entity_tracking.config import build_config
 
-        lm, vocab = load_for_study(build_config({}), name, REPO)
+        lm, vocab = load_source(model_source(build_config({}), name, REPO))
         return lm.model.float().eval(), lm.tokenizer, vocab
     if name == "toy-8x16":
         from entity_tracking.tokenization import check_vocabulary

@@ -22,7 +22,8 @@ from entity_tracking.dataset import generate, load_objects
 from entity_tracking.dcm import BaseRuns, Split, accuracy_with, encode_pairs, train_mask
 from entity_tracking.desiderata import build_examples
 from entity_tracking.interventions import ModelParts
-from entity_tracking.models import load_for_study
+from entity_tracking.model_specs import model_source
+from entity_tracking.models import load_source
 from entity_tracking.tokenization import encode_records
 
 
@@ -44,7 +45,7 @@ def main() -> None:
     cfg = build_config(overrides)
     settings = cfg["dcm"]
     t0 = time.perf_counter()
-    loaded, vocab = load_for_study(cfg, args.model)
+    loaded, vocab = load_source(model_source(cfg, args.model))
     parts = ModelParts.of(loaded.model)
     print(f"load: {time.perf_counter() - t0:.1f} s; {parts.num_layers} layers x {parts.heads} heads")
     heads = [tuple(int(x) for x in h.split(".")) for h in args.heads]

@@ -86,6 +86,7 @@ from entity_tracking.claims.results import (
     Claim,
     Missing,
     Results,
+    Study,
     paired_note,
     unsupported,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "Headline",
     "Missing",
     "Results",
+    "Study",
     "base_circuit_faithful_on_finetuned",
     "base_circuit_survives",
     "box_label_value",

@@ -221,7 +221,7 @@ def headline_claims(r: Results, headlines: Iterable[Headline] = HEADLINES) -> li
     out = []
     for h in headlines:
         claim = Claim(h.id, "headline", h.statement, h.source, h.paper, None, h.tolerance, NOT_APPLICABLE, h.note)
-        if r.config["study"] != paper.STUDY:
+        if r.study.name != paper.STUDY:
             claim.note = "Paper study only: this study does not run the paper's models."
         else:
             try:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from entity_tracking.claims.headline import headline_claims
 from entity_tracking.claims.qualitative import QUALITATIVE
 from entity_tracking.claims.render import write_claims, write_claims_html
-from entity_tracking.claims.results import Claim, Results
+from entity_tracking.claims.results import Claim, Results, Study
 
 
 def evaluate_claims(r: Results) -> list[Claim]:
@@ -17,10 +16,10 @@ def evaluate_claims(r: Results) -> list[Claim]:
 
 
 def run_claims(
-    root: str | Path, config: dict[str, Any], out_md: str | Path, out_json: str | Path, out_html: str | Path
+    root: str | Path, study: Study, out_md: str | Path, out_json: str | Path, out_html: str | Path
 ) -> list[Claim]:
-    """Rule claims: evaluate every claim on the results under ``root`` and write the three reports."""
-    claims = evaluate_claims(Results(root, config))
-    write_claims(claims, config["study"], out_md, out_json)
-    write_claims_html(claims, config["study"], out_html)
+    """Rule claims: evaluate every claim on the study's results under ``root`` and write the three reports."""
+    claims = evaluate_claims(Results(root, study))
+    write_claims(claims, study.name, out_md, out_json)
+    write_claims_html(claims, study.name, out_html)
     return claims

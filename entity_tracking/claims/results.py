@@ -3,7 +3,7 @@ the helpers the headline and qualitative claims share."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,39 @@ class Claim:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class Study:
+    """What the claims know of a study besides its results: its name, its models in study order with their
+    labels and base models, the fine-tuned models with their bases, the boxes of a context (chance is
+    1/boxes), the circuits DCM ran on (with the model each was found in), and the configured CMAP pairs and
+    knockout models (None: the defaults)."""
+
+    name: str
+    labels: dict[str, str]
+    bases: dict[str, str | None]
+    finetuned: list[tuple[str, str]]
+    boxes: int
+    dcm_circuits: dict[str, str]
+    cmap_pairs: list[tuple[str, str]] | None = None
+    knockout_models: list[str] | None = None
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> Study:
+        """The study a config describes (the keys the claims rule's params carry)."""
+        models = config["models"]
+        pairs = (config.get("cmap") or {}).get("pairs")
+        return cls(
+            name=config["study"],
+            labels={m: models[m].get("label", m) for m in models},
+            bases={m: models[m].get("base_model") for m in models},
+            finetuned=finetuned_pairs(config),
+            boxes=int((config.get("dataset") or {}).get("num_boxes", 7)),
+            dcm_circuits=dcm_circuits(config),
+            cmap_pairs=[(a, b) for a, b in pairs] if pairs else None,
+            knockout_models=list((config.get("knockout") or {}).get("models") or []) or None,
+        )
+
+
 class Missing(Exception):
     """A file a claim needs does not exist (yet)."""
 
@@ -63,11 +96,11 @@ class Missing(Exception):
 class Results:
     """Read access to one study's results directory, raising :class:`Missing` for absent files."""
 
-    def __init__(self, root: str | Path, config: dict[str, Any]) -> None:
+    def __init__(self, root: str | Path, study: Study) -> None:
         self.root = Path(root)
-        self.config = config
-        self.models: list[str] = list(config["models"])
-        self.boxes = int((config.get("dataset") or {}).get("num_boxes", 7))  # boxes per context: chance is 1/boxes
+        self.study = study
+        self.models: list[str] = list(study.labels)
+        self.boxes = study.boxes  # boxes per context: chance is 1/boxes
 
     def path(self, rel: str) -> Path:
         path = self.root / rel
@@ -90,11 +123,11 @@ class Results:
         return value
 
     def label(self, model: str) -> str:
-        return self.config["models"].get(model, {}).get("label", model)
+        return self.study.labels.get(model, model)
 
     def finetuned(self) -> list[tuple[str, str]]:
         """(fine-tuned model, its base model) pairs, in study order."""
-        return finetuned_pairs(self.config)
+        return list(self.study.finetuned)
 
     def accuracy(self, model: str) -> dict[str, Any]:
         return self.json(relative("eval", model=model))
@@ -133,23 +166,23 @@ class Results:
 
     def base_of(self, model: str) -> str:
         """A model's base model, or the model itself when it is a base."""
-        return self.config["models"].get(model, {}).get("base_model") or model
+        return self.study.bases.get(model) or model
 
     def dcm_circuits(self) -> dict[str, str]:
         """The circuits DCM ran on, with the model each was found in."""
-        return dcm_circuits(self.config)
+        return dict(self.study.dcm_circuits)
 
     def dcm(self, circuit: str, group: str, desideratum: str) -> dict[str, Any]:
         return self.json(relative("dcm", circuit=circuit, group=group, desideratum=desideratum))
 
     def cmap_pairs(self) -> list[tuple[str, str]]:
         """The CMAP pairs that patch a fine-tuned model into its base (``cmap.pairs`` or the default)."""
-        pairs = self.config.get("cmap", {}).get("pairs")
-        wanted = [tuple(p) for p in pairs] if pairs else self.finetuned()
+        pairs = self.study.cmap_pairs
+        wanted = list(pairs) if pairs else self.finetuned()
         return [p for p in wanted if p in self.finetuned()]
 
     def knockout_models(self) -> list[str]:
-        return list(self.config.get("knockout", {}).get("models") or self.models)
+        return list(self.study.knockout_models or self.models)
 
     def heads_per_model(self, model: str) -> int:
         arch = self.json(relative("model_card", model=model))["architecture"]
