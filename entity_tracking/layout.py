@@ -84,6 +84,12 @@ def expected_manifest(study: str) -> str:
     return f"results/expected/{study}-manifest.json"
 
 
+def expected_values(study: str) -> str:
+    """The committed numbers of a study's expected JSON and CSV files, which ``verify`` compares by value when
+    this run's arithmetic (processor, torch) differs from the expected run's, relative to the repository."""
+    return f"results/expected/{study}-values.json"
+
+
 def figures_dir(study: str) -> str:
     return f"figures/{study}"
 

@@ -167,6 +167,31 @@ def environment() -> dict[str, Any]:
     }
 
 
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo``), or what ``platform`` knows of it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def arithmetic() -> dict[str, Any]:
+    """What decides a run's floating-point results bit for bit: the processor, the instruction set torch's CPU
+    kernels use, torch's version and the GPUs. Runs that agree on it give byte-identical files."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {
+        "cpu": cpu_name(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+        "gpu": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else None,
+    }
+
+
 def device_info() -> dict[str, Any]:
     """torch, its CUDA and cuDNN builds, and the GPU (or ``cpu``) this process sees."""
     import torch
@@ -347,6 +372,7 @@ def build_manifest(
             for key in sorted(jobs)
         },
         "code": code_version(),
+        "arithmetic": arithmetic(),  # compared by verify: it says whether bytes can match
     }
 
 

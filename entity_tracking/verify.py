@@ -13,6 +13,17 @@ Checks, each failure naming the file or job:
    seeds and inputs, and the same files with the same sha256. The code version and environment
    are reported, not compared.
 
+Floating-point results are byte-identical only between runs with the same arithmetic (processor,
+the instruction set torch's CPU kernels use, torch, GPU: the manifest's ``arithmetic``). When this
+run's differs from the expected run's, the last-bit differences travel through training and
+selection, and can flip a borderline prediction. Then the findings must still be the expected ones:
+every claim's verdict and every circuit (``FINDINGS``), compared with the expected run's values
+(``results/expected/<study>-values.json``); a failure otherwise. Every other JSON or CSV file whose
+sha256 differs is compared by value within ``CROSS_RTOL`` and ``CROSS_ATOL`` (its hashes of other
+files aside), and one that moved more is listed with its first difference (``MOVED``), not failed.
+Binary intermediates (safetensors: weights, mean activations, path-patching scores) are checked
+through the results computed from them, renderings through the numbers they are drawn from.
+
 GPU runs are not byte-stable. With ``--reference DIR`` (a results tree whose files match the
 expected manifest, e.g. the authors' ``results/`` and ``figures/``) and a tolerance, a file whose
 hash differs passes when its numbers are within ``|a - b| <= atol + rtol * |b|`` and everything
@@ -25,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fnmatch
 import json
 import math
 import shutil
@@ -33,16 +45,49 @@ from pathlib import Path
 from typing import Any
 
 from entity_tracking.io import sha256_file
-from entity_tracking.layout import expected_manifest, result, results_dir
+from entity_tracking.layout import expected_manifest, expected_values, relative, result, results_dir
 from entity_tracking.provenance import COMPARED_JOB_FIELDS, REPO, resolve
 
 NUMERIC_SUFFIXES = (".json", ".jsonl", ".csv", ".safetensors")
 RENDERINGS = (".pdf", ".png", ".html", ".md", ".txt")
 IGNORED_KEYS = frozenset({"device"})  # model cards say where the model ran; not a result
+VALUE_SUFFIXES = (".json", ".csv")  # the files whose numbers the expected values hold
+# Across arithmetic: the tolerance of float noise (measured: docs/reproducibility.md), and the files whose content
+# is the study's findings, which must not move at all (results/<study>/ relative; the claims by id and verdict).
+CROSS_RTOL, CROSS_ATOL = 1e-3, 1e-6
+FINDINGS = (relative("claims_json"), relative("circuit", circuit="*"))
 
 
 def expected_path(study: str) -> Path:
     return REPO / expected_manifest(study)
+
+
+def values_path(study: str) -> Path:
+    return REPO / expected_values(study)
+
+
+def file_values(path: Path) -> Any:
+    """A JSON file's content, or a CSV file's rows of cells."""
+    if path.suffix == ".json":
+        return load(path)
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def write_values(manifest: dict[str, Any], root: Path, out: Path) -> int:
+    """The content of every JSON and CSV file of the manifest, with its sha256 (one file a line); their count."""
+    files = {p: d for p, d in manifest["files"].items() if Path(p).suffix in VALUE_SUFFIXES}
+    lines = [
+        json.dumps(path) + ": " + json.dumps({"sha256": digest, "data": file_values(resolve(path, root))})
+        for path, digest in sorted(files.items())
+    ]
+    head = json.dumps({"format": 1, "study": manifest["study"], "arithmetic": manifest.get("arithmetic")})
+    out.write_text(head[:-1] + ', "files": {\n' + ",\n".join(lines) + "\n}}\n", encoding="utf-8")
+    return len(files)
+
+
+def _is_hash(key: str) -> bool:
+    return key == "sha256" or key.endswith("_sha256")
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -61,8 +106,9 @@ def check_files(manifest: dict[str, Any], root: Path) -> list[str]:
     return problems
 
 
-def diff_values(a: Any, b: Any, rtol: float, atol: float, where: str = "") -> str | None:
-    """The first difference between two JSON-like values (numbers within tolerance are equal), or None."""
+def diff_values(a: Any, b: Any, rtol: float, atol: float, where: str = "", hashes: bool = True) -> str | None:
+    """The first difference between two JSON-like values (numbers within tolerance are equal), or None;
+    without ``hashes``, the values of keys that hold sha256 sums of other files are not compared."""
     if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None or isinstance(a, str):
         return None if a == b else f"{where or 'value'}: {a!r} != {b!r}"
     if isinstance(a, int | float) and isinstance(b, int | float):
@@ -73,28 +119,29 @@ def diff_values(a: Any, b: Any, rtol: float, atol: float, where: str = "") -> st
         if set(a) != set(b):
             return f"{where or 'object'}: keys {sorted(set(a) ^ set(b))} differ"
         for k in sorted(a):
-            if k not in IGNORED_KEYS and (d := diff_values(a[k], b[k], rtol, atol, f"{where}.{k}" if where else k)):
+            if k in IGNORED_KEYS or (not hashes and _is_hash(k)):
+                continue
+            if d := diff_values(a[k], b[k], rtol, atol, f"{where}.{k}" if where else k, hashes):
                 return d
         return None
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return f"{where or 'list'}: lengths {len(a)} != {len(b)}"
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            if d := diff_values(x, y, rtol, atol, f"{where}[{i}]"):
+            if d := diff_values(x, y, rtol, atol, f"{where}[{i}]", hashes):
                 return d
         return None
     return None if a == b else f"{where or 'value'}: {a!r} != {b!r}"
 
 
-def _csv_cells(path: Path) -> list[list[Any]]:
+def _cells(rows: list[list[str]]) -> list[list[Any]]:
     def cell(text: str) -> Any:
         try:
             return float(text)
         except ValueError:
             return text
 
-    with path.open(encoding="utf-8", newline="") as fh:
-        return [[cell(c) for c in row] for row in csv.reader(fh)]
+    return [[cell(c) for c in row] for row in rows]
 
 
 def _tensors(path: Path) -> dict[str, Any]:
@@ -116,7 +163,7 @@ def compare_numeric(ours: Path, theirs: Path, rtol: float, atol: float) -> str |
         b = [json.loads(line) for line in theirs.read_text(encoding="utf-8").splitlines()]
         return diff_values(a, b, rtol, atol, "line")
     if suffix == ".csv":
-        return diff_values(_csv_cells(ours), _csv_cells(theirs), rtol, atol, "row")
+        return diff_values(_cells(file_values(ours)), _cells(file_values(theirs)), rtol, atol, "row")
     if suffix == ".safetensors":
         import torch
 
@@ -154,10 +201,15 @@ def compare_expected(
     reference: Path | None = None,
     rtol: float = 0.0,
     atol: float = 0.0,
+    values: dict[str, Any] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """``(failures, notes)`` of a manifest against the expected one."""
+    """``(failures, notes)`` of a manifest against the expected one; ``values``: the expected run's numbers
+    (:func:`write_values`), compared when this run's arithmetic differs from the expected run's."""
     failures: list[str] = []
     notes: list[str] = []
+    ours_arith, theirs_arith = manifest.get("arithmetic"), expected.get("arithmetic")
+    across = values is not None and ours_arith != theirs_arith and not (reference and (rtol or atol))
+    tally: dict[str, int] = {}
     if manifest.get("format") != expected.get("format"):
         return [
             f"FORMAT   the expected manifest has format {expected.get('format')}, this run {manifest.get('format')}: "
@@ -188,10 +240,26 @@ def compare_expected(
         elif path not in theirs_files:
             failures.append(f"EXTRA    {path} (made by this run, not expected)")
         elif ours_files[path] != theirs_files[path]:
-            failures.extend(_compare_with_reference(path, root, reference, theirs_files[path], rtol, atol, notes))
+            if across:
+                entry = (values or {}).get(path)
+                failures.extend(_compare_across(path, root, manifest["study"], entry, theirs_files[path], tally, notes))
+            else:
+                failures.extend(_compare_with_reference(path, root, reference, theirs_files[path], rtol, atol, notes))
+        else:
+            tally["identical"] = tally.get("identical", 0) + 1
     for path in sorted(set(manifest["sources"]) & set(expected["sources"])):
         if manifest["sources"][path] != expected["sources"][path]:
             failures.append(f"SOURCE   {path} differs from the expected source file")
+    if across:
+        notes.append(
+            f"this run's arithmetic {_arith(ours_arith)} differs from the expected run's {_arith(theirs_arith)}, so "
+            f"float results may differ in their last bits. {tally.get('identical', 0)} files are byte-identical; of "
+            f"the others, {tally.get('findings', 0)} hold the expected findings (claims' verdicts, circuits), "
+            f"{tally.get('within', 0)} JSON/CSV files are equal within rtol={CROSS_RTOL:g}, atol={CROSS_ATOL:g} "
+            f"(hashes of other files aside), {tally.get('moved', 0)} moved more (MOVED above), "
+            f"{tally.get('binary', 0)} binary intermediates are checked through the results computed from them, "
+            f"{tally.get('rendering', 0)} renderings through their numbers"
+        )
     if failures and manifest["code"]["sources_sha256"] != expected["code"]["sources_sha256"]:
         notes.append(  # a likely reason for the differences; when everything matches, code edits do not matter
             "note: this run's code differs from the code that made the expected manifest "
@@ -199,6 +267,55 @@ def compare_expected(
             "accept them with --update-expected"
         )
     return failures, notes
+
+
+def _arith(arith: dict[str, Any] | None) -> str:
+    if not arith:
+        return "(not recorded)"
+    return f"({arith['cpu']}, {arith['cpu_capability']}, torch {arith['torch']}" + (
+        f", {', '.join(arith['gpu'])})" if arith.get("gpu") else ")"
+    )
+
+
+def _verdicts(claims: Any) -> dict[str, Any]:
+    return {c["id"]: c["verdict"] for c in claims["claims"]} if isinstance(claims, dict) else {}
+
+
+def _compare_across(
+    path: str, root: Path, study: str, entry: dict[str, Any] | None, digest: str, tally: dict[str, int],
+    notes: list[str],
+) -> list[str]:  # fmt: skip
+    """A file whose sha256 differs from the expected one, made with other arithmetic: a failure when it holds
+    findings that differ or has no expected values; a ``MOVED`` note when its numbers moved beyond float noise."""
+    suffix = Path(path).suffix
+    kind = "binary" if suffix == ".safetensors" else "rendering" if suffix in RENDERINGS else None
+    if kind:
+        tally[kind] = tally.get(kind, 0) + 1
+        return []
+    if entry is None or entry.get("sha256") != digest:
+        return [f"DIFFERS  {path} (sha256 differs from the expected manifest; no expected values to compare with)"]
+    ours = file_values(resolve(path, root))
+    finding = next((f for f in FINDINGS if fnmatch.fnmatch(path, f"{results_dir(study)}/{f}")), None)
+    if finding == relative("claims_json"):
+        ours_v, theirs_v = _verdicts(ours), _verdicts(entry["data"])
+        changed = sorted(k for k in set(ours_v) | set(theirs_v) if ours_v.get(k) != theirs_v.get(k))
+        if changed:
+            detail = "; ".join(f"{k}: {ours_v.get(k)!r}, expected {theirs_v.get(k)!r}" for k in changed[:5])
+            return [f"VERDICT  {path}: {len(changed)} claims' verdicts differ ({detail})"]
+    elif finding and (problem := diff_values(ours, entry["data"], 0.0, 0.0, hashes=False)):
+        return [f"FINDING  {path} differs from the expected: {problem}"]
+    if finding:
+        tally["findings"] = tally.get("findings", 0) + 1
+        if finding != relative("claims_json"):
+            return []
+    a, b = (ours, entry["data"]) if suffix == ".json" else (_cells(ours), _cells(entry["data"]))
+    problem = diff_values(a, b, CROSS_RTOL, CROSS_ATOL, "" if suffix == ".json" else "row", hashes=False)
+    if problem:  # the claims' numbers and notes too, their verdicts being equal
+        notes.append(f"MOVED    {path} beyond rtol={CROSS_RTOL:g}, atol={CROSS_ATOL:g}: {problem}")
+        tally["moved"] = tally.get("moved", 0) + 1
+    elif not finding:
+        tally["within"] = tally.get("within", 0) + 1
+    return []
 
 
 def _compare_with_reference(
@@ -231,8 +348,9 @@ def verify(
     reference: Path | None = None,
     rtol: float = 0.0,
     atol: float = 0.0,
+    values: Path | None = None,
 ) -> tuple[list[str], list[str]]:
-    """``(failures, notes)`` of the results under ``root``."""
+    """``(failures, notes)`` of the results under ``root`` (``values``: the expected run's numbers)."""
     manifest_path = manifest_path or root / result(results_dir(study), "manifest")
     if not manifest_path.is_file():
         return [f"MISSING  {manifest_path}: run snakemake first (the rule manifest writes it)"], []
@@ -240,7 +358,8 @@ def verify(
     failures = check_files(manifest, root)
     notes = [f"checked {len(manifest['files'])} files of {len(manifest['jobs'])} jobs against {manifest_path}"]
     if expected is not None:
-        more, extra_notes = compare_expected(manifest, load(expected), root, reference, rtol, atol)
+        numbers = load(values)["files"] if values is not None and values.is_file() else None
+        more, extra_notes = compare_expected(manifest, load(expected), root, reference, rtol, atol, numbers)
         failures += more
         notes += [f"compared with the expected manifest {expected}", *extra_notes]
     return failures, notes
@@ -254,10 +373,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--expected", help="expected manifest; default results/expected/STUDY-manifest.json; 'none' to skip"
     )
+    ap.add_argument(
+        "--values",
+        type=Path,
+        help="the expected run's numbers, compared when this run's arithmetic differs; default "
+        "results/expected/STUDY-values.json with the default expected manifest",
+    )
     ap.add_argument("--reference", type=Path, help="a results tree matching the expected manifest, for tolerances")
     ap.add_argument("--rtol", type=float, default=0.0)
     ap.add_argument("--atol", type=float, default=0.0)
-    ap.add_argument("--update-expected", action="store_true", help="copy the checked manifest to the expected one")
+    ap.add_argument(
+        "--update-expected",
+        action="store_true",
+        help="copy the checked manifest to the expected one, and write the expected values beside it",
+    )
     args = ap.parse_args(argv)
 
     expected: Path | None = None
@@ -269,9 +398,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             print(f"note: no expected manifest for study {args.study!r} ({expected}); checking the run alone")
             expected = None
+    values = args.values or (values_path(args.study) if not args.expected else None)
     if args.update_expected:
         expected = None
-    failures, notes = verify(args.root, args.study, args.manifest, expected, args.reference, args.rtol, args.atol)
+    failures, notes = verify(
+        args.root, args.study, args.manifest, expected, args.reference, args.rtol, args.atol, values
+    )
     for line in notes:
         print(line)
     for line in failures:
@@ -282,8 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.update_expected:
         target = Path(args.expected) if args.expected not in (None, "none") else expected_path(args.study)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.manifest or args.root / result(results_dir(args.study), "manifest"), target)
+        checked = args.manifest or args.root / result(results_dir(args.study), "manifest")
+        shutil.copyfile(checked, target)
         print(f"updated {target}")
+        if values is not None:
+            count = write_values(load(checked), args.root, values)
+            print(f"updated {values} ({count} JSON and CSV files)")
     print("OK")
     return 0
 

@@ -23,8 +23,8 @@ from entity_tracking.provenance import (
     write_manifest,
     write_record,
 )
+from entity_tracking.verify import CROSS_RTOL, diff_values, verify, write_values
 from entity_tracking.verify import main as verify_main
-from entity_tracking.verify import verify
 
 STUDY = "mini"
 CONFIG = {"study": STUDY, "seed": 3, "models": {"m": {"path": f"{REPO}/models/organisms/base"}}}
@@ -150,6 +150,90 @@ def test_tolerance_against_a_reference_tree(mini: Path, tmp_path_factory):
     write_manifest(STUDY, [str(table)], CONFIG, res / "manifest.json", res / "prov.json")
     failures, _ = verify(mini, STUDY, expected=expected, reference=reference, rtol=1e-6)
     assert failures == [f"DIFFERS  results/{STUDY}/table.json beyond rtol=1e-06, atol=0: scaled[0]: 2.1 != 2.0"]
+
+
+def _remake_table(root: Path, content: dict[str, Any]) -> None:
+    """The table job of ``run_mini`` rerun with other results (as on other hardware): record and manifest."""
+    res = root / "results" / STUDY
+    write_json(res / "table.json", content)
+    write_record(
+        job("table", [f"results/{STUDY}/data.json"], [str(res / "table.json")], {"scale": 2.0}, model="m"), 3, 1
+    )
+    write_manifest(STUDY, [str(res / "table.json")], CONFIG, res / "manifest.json", res / "prov.json")
+
+
+def test_other_arithmetic_is_compared_by_value(mini: Path, capsys):
+    """Bytes must match when the expected run had this run's arithmetic; with another processor, a JSON file
+    whose numbers moved in their last digits passes against the expected values, and one that moved more fails."""
+    expected = _expected(mini)
+    manifest = json.loads(expected.read_text())
+    assert set(manifest["arithmetic"]) == {"cpu", "cpu_capability", "torch", "gpu"} and manifest["arithmetic"]["cpu"]
+    values = mini / "values.json"
+    assert write_values(manifest, mini, values) == 2  # data.json and table.json
+    stored = json.loads(values.read_text())["files"][f"results/{STUDY}/table.json"]
+    assert stored["data"] == {"scaled": [2.0, 4.0, 6.0], "device": "cpu"} and len(stored["sha256"]) == 64
+    _remake_table(mini, {"scaled": [2.0 * (1 + CROSS_RTOL / 10), 4.0, 6.0], "device": "cpu"})
+    args = ["--study", STUDY, "--root", str(mini), "--expected", str(expected), "--values", str(values)]
+    assert verify_main(args) == 1  # the same arithmetic: the bytes must match
+    assert f"DIFFERS  results/{STUDY}/table.json (sha256 differs from the expected manifest)" in capsys.readouterr().err
+    expected.write_text(json.dumps({**manifest, "arithmetic": {**manifest["arithmetic"], "cpu": "Another CPU"}}))
+    assert verify_main(args) == 0
+    out = capsys.readouterr().out
+    assert "differs from the expected run's (Another CPU" in out
+    assert "1 files are byte-identical; of the others, 0 hold the expected findings" in out
+    assert "1 JSON/CSV files are equal within rtol=0.001, atol=1e-06" in out and "0 moved more" in out
+    _remake_table(mini, {"scaled": [2.1, 4.0, 6.0], "device": "cpu"})
+    failures, notes = verify(mini, STUDY, expected=expected, values=values)
+    assert failures == []  # a number that moved more is listed, not failed: it is not a finding
+    assert f"MOVED    results/{STUDY}/table.json beyond rtol=0.001, atol=1e-06: scaled[0]: 2.1 != 2.0" in notes
+    failures, _ = verify(mini, STUDY, expected=expected)  # no expected values: nothing to compare with
+    assert failures == [f"DIFFERS  results/{STUDY}/table.json (sha256 differs from the expected manifest)"]
+
+
+@pytest.mark.parametrize("case", ["moved", "noise", "verdict", "circuit", "no values"])
+def test_findings_must_not_move_across_arithmetic(tmp_path: Path, case: str):
+    """Across arithmetic, a claim's verdict or a circuit that differs fails; the claims' numbers and notes may move."""
+    from entity_tracking.verify import _compare_across
+
+    claims = {"claims": [{"id": "Q.a", "verdict": "pass", "ours": 0.5, "note": "p = 1e-3"}]}
+    circuit = {"value_fetcher": [[1, 2]], "pos_transmitter": []}
+    ours_claims = {"claims": [{**claims["claims"][0], "ours": 0.5004 if case == "noise" else 0.6, "note": "p = 2e-3"}]}
+    if case == "verdict":
+        ours_claims["claims"][0]["verdict"] = "fail"
+    ours_circuit = {**circuit, "pos_transmitter": [[0, 1]]} if case == "circuit" else circuit
+    files = {
+        "results/s/claims.json": (ours_claims, claims),
+        "results/s/circuits/m/circuit.json": (ours_circuit, circuit),
+    }
+    failures, notes, tally = [], [], {}
+    for path, (ours, theirs) in files.items():
+        write_json(tmp_path / path, ours)
+        entry = None if case == "no values" else {"sha256": "e" * 64, "data": theirs}
+        failures += _compare_across(path, tmp_path, "s", entry, "e" * 64, tally, notes)
+    if case == "verdict":
+        assert failures == ["VERDICT  results/s/claims.json: 1 claims' verdicts differ (Q.a: 'fail', expected 'pass')"]
+    elif case == "circuit":
+        assert failures == [
+            "FINDING  results/s/circuits/m/circuit.json differs from the expected: pos_transmitter: lengths 1 != 0"
+        ]
+    elif case == "no values":
+        assert len(failures) == 2 and all("no expected values to compare with" in f for f in failures)
+    else:
+        assert failures == [] and tally["findings"] == 2
+        moved = [n for n in notes if n.startswith("MOVED")]
+        assert moved == [
+            "MOVED    results/s/claims.json beyond rtol=0.001, atol=1e-06: claims[0].note: 'p = 2e-3' != 'p = 1e-3'"
+        ]
+    for suffix, kind in ((".safetensors", "binary"), (".pdf", "rendering")):
+        assert _compare_across(f"results/s/x{suffix}", tmp_path, "s", None, "f" * 64, tally, notes) == []
+        assert tally[kind] == 1
+
+
+def test_hashes_of_other_files_are_set_aside_only_across_arithmetic():
+    ours, theirs = {"data_sha256": "a" * 64, "x": 1.0}, {"data_sha256": "b" * 64, "x": 1.0}
+    assert diff_values(ours, theirs, 0, 0) == f"data_sha256: {'a' * 64!r} != {'b' * 64!r}"
+    assert diff_values(ours, theirs, 0, 0, hashes=False) is None
+    assert diff_values({"note": "a", "x": 1.0}, {"note": "b", "x": 1.0}, 1, 1, hashes=False) == "note: 'a' != 'b'"
 
 
 def test_portable_paths(tmp_path: Path):
