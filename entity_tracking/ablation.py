@@ -28,7 +28,7 @@ from entity_tracking.evaluation import accuracy, last_token_logits
 from entity_tracking.interventions import ModelParts, capture, intervene, replace_where
 from entity_tracking.model_specs import ModelSource
 from entity_tracking.partial_forward import CleanRun, clean_run, patched_logits, run_at
-from entity_tracking.tokenization import Encoded, Vocabulary, encode_prompts
+from entity_tracking.tokenization import Encoded, Vocabulary, encode_prompts, encode_records
 
 
 def mean_reference_prompts(records: Sequence[dict[str, Any]], seed: int) -> list[Any]:
@@ -256,7 +256,6 @@ def load_ablator(source: ModelSource, runs: AblationRuns) -> tuple[ModelParts, A
     """Load the model and an evaluator of its mean-ablated head sets on the split."""
     from entity_tracking.io import read_jsonl
     from entity_tracking.models import load_source
-    from entity_tracking.tokenization import encode_records
 
     loaded, vocab = load_source(source)
     parts = ModelParts.of(loaded.model)

@@ -117,6 +117,12 @@ def repo_path(path: str | Path) -> str:
     return str(full.relative_to(cwd)) if full.is_relative_to(cwd) else str(full)
 
 
+def model_label(cfg: Mapping[str, Any], name: str) -> str:
+    """A model's label in reports and figures: its ``label``, else its name (also for a name the config's
+    models do not hold, such as an external circuit's)."""
+    return ((cfg.get("models") or {}).get(name) or {}).get("label", name)
+
+
 def finetuned_pairs(cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every fine-tuned model with its base model (``base_model``), in the study's order."""
     models = cfg["models"]

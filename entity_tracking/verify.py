@@ -153,17 +153,22 @@ def _tensors(path: Path) -> dict[str, Any]:
     return {"metadata": meta, "tensors": tensors}
 
 
+def diff_content(suffix: str, ours: Any, theirs: Any, rtol: float, atol: float, hashes: bool = True) -> str | None:
+    """The first difference between the contents (:func:`file_values`) of two JSON or two CSV files, or None."""
+    if suffix == ".csv":
+        return diff_values(_cells(ours), _cells(theirs), rtol, atol, "row", hashes)
+    return diff_values(ours, theirs, rtol, atol, "", hashes)
+
+
 def compare_numeric(ours: Path, theirs: Path, rtol: float, atol: float) -> str | None:
     """None when the two files hold the same data within tolerance, else the first difference."""
     suffix = ours.suffix
-    if suffix == ".json":
-        return diff_values(load(ours), load(theirs), rtol, atol)
+    if suffix in VALUE_SUFFIXES:
+        return diff_content(suffix, file_values(ours), file_values(theirs), rtol, atol)
     if suffix == ".jsonl":
         a = [json.loads(line) for line in ours.read_text(encoding="utf-8").splitlines()]
         b = [json.loads(line) for line in theirs.read_text(encoding="utf-8").splitlines()]
         return diff_values(a, b, rtol, atol, "line")
-    if suffix == ".csv":
-        return diff_values(_cells(file_values(ours)), _cells(file_values(theirs)), rtol, atol, "row")
     if suffix == ".safetensors":
         import torch
 
@@ -294,23 +299,21 @@ def _compare_across(
         return []
     if entry is None or entry.get("sha256") != digest:
         return [f"DIFFERS  {path} (sha256 differs from the expected manifest; no expected values to compare with)"]
-    ours = file_values(resolve(path, root))
+    ours, theirs = file_values(resolve(path, root)), entry["data"]
     finding = next((f for f in FINDINGS if fnmatch.fnmatch(path, f"{results_dir(study)}/{f}")), None)
-    if finding == relative("claims_json"):
-        ours_v, theirs_v = _verdicts(ours), _verdicts(entry["data"])
+    if finding == relative("claims_json"):  # the verdicts are findings; the numbers and notes are compared below
+        ours_v, theirs_v = _verdicts(ours), _verdicts(theirs)
         changed = sorted(k for k in set(ours_v) | set(theirs_v) if ours_v.get(k) != theirs_v.get(k))
         if changed:
             detail = "; ".join(f"{k}: {ours_v.get(k)!r}, expected {theirs_v.get(k)!r}" for k in changed[:5])
             return [f"VERDICT  {path}: {len(changed)} claims' verdicts differ ({detail})"]
-    elif finding and (problem := diff_values(ours, entry["data"], 0.0, 0.0, hashes=False)):
-        return [f"FINDING  {path} differs from the expected: {problem}"]
-    if finding:
         tally["findings"] = tally.get("findings", 0) + 1
-        if finding != relative("claims_json"):
-            return []
-    a, b = (ours, entry["data"]) if suffix == ".json" else (_cells(ours), _cells(entry["data"]))
-    problem = diff_values(a, b, CROSS_RTOL, CROSS_ATOL, "" if suffix == ".json" else "row", hashes=False)
-    if problem:  # the claims' numbers and notes too, their verdicts being equal
+    elif finding:
+        if problem := diff_content(suffix, ours, theirs, 0.0, 0.0, hashes=False):
+            return [f"FINDING  {path} differs from the expected: {problem}"]
+        tally["findings"] = tally.get("findings", 0) + 1
+        return []
+    if problem := diff_content(suffix, ours, theirs, CROSS_RTOL, CROSS_ATOL, hashes=False):
         notes.append(f"MOVED    {path} beyond rtol={CROSS_RTOL:g}, atol={CROSS_ATOL:g}: {problem}")
         tally["moved"] = tally.get("moved", 0) + 1
     elif not finding:

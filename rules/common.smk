@@ -1,7 +1,14 @@
 # Workflow-level lists and helpers, shared by the rule files (which define only rules). Planning
 # imports torch-free modules only (config, job_config, model_specs, layout; tests/test_workflow.py).
 
-from entity_tracking.config import circuit_settings, cmap_pairs, finetuned_pairs, knockout_models, repo_path
+from entity_tracking.config import (
+    circuit_settings,
+    cmap_pairs,
+    finetuned_pairs,
+    knockout_models,
+    model_label,
+    repo_path,
+)
 from entity_tracking.job_config import RUNTIME_KEYS, pick
 from entity_tracking import layout
 from entity_tracking.layout import DCM_SPLITS, dcm_circuits, dcm_desiderata, dcm_plan, head_set_files, pair_name
@@ -105,7 +112,7 @@ def label_keys(*models):
 
 
 def labels(cfg, models):
-    return {m: cfg.get("models", {}).get(m, {}).get("label", m) for m in models}
+    return {m: model_label(cfg, m) for m in models}
 
 
 def circuit_files(model, prefix):

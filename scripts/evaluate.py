@@ -1,5 +1,6 @@
 """Rule evaluate: task accuracy of one model."""
 
+from entity_tracking.config import model_label
 from entity_tracking.evaluation import run_evaluation
 from entity_tracking.model_specs import model_source
 from entity_tracking.runtime import job_context
@@ -10,7 +11,7 @@ with job_context(sm, seed="dataset.seed"):
     spec, settings = c["models"][name], c["evaluation"]
     run_evaluation(
         model_source(c, name),
-        spec.get("label", name),
+        model_label(c, name),
         spec["role"],
         sm.input.data,
         o.json,

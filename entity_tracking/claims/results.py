@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from entity_tracking.circuits import GROUPS, Circuit, group_status, load_circuit
-from entity_tracking.config import finetuned_pairs
+from entity_tracking.config import finetuned_pairs, model_label
 from entity_tracking.io import read_json, read_safetensors
 from entity_tracking.layout import dcm_circuits, relative
 from entity_tracking.stats import OutcomeError, parse_outcomes
@@ -79,7 +79,7 @@ class Study:
         pairs = (config.get("cmap") or {}).get("pairs")
         return cls(
             name=config["study"],
-            labels={m: models[m].get("label", m) for m in models},
+            labels={m: model_label(config, m) for m in models},
             bases={m: models[m].get("base_model") for m in models},
             finetuned=finetuned_pairs(config),
             boxes=int((config.get("dataset") or {}).get("num_boxes", 7)),
