@@ -565,6 +565,7 @@ CMAP_COLUMNS = (
     "kind",
     "group",
     "variant",
+    "input_mode",
     "heads",
     "patched",
     "records",
@@ -578,7 +579,8 @@ CMAP_COLUMNS = (
 
 
 def write_cmap_table(files: Sequence[str | Path], out_csv: str | Path) -> None:
-    """One row per pair x kind (output/input) x group x variant (``z`` for output patching)."""
+    """One row per pair x kind (output/input) x group x variant (``z`` for output patching); input rows name
+    the run's ``input_mode``, output rows leave it empty."""
     rows = []
     for path in files:
         res = read_json(path)
@@ -589,8 +591,9 @@ def write_cmap_table(files: Sequence[str | Path], out_csv: str | Path) -> None:
             "target_accuracy": res["target_accuracy"]["accuracy"],
         }
         for group, row in res["output"].items():
-            rows.append({**common, **row, "kind": "output", "group": group, "variant": "z"})
+            rows.append({**common, **row, "kind": "output", "group": group, "variant": "z", "input_mode": ""})
+        inputs = {**common, "kind": "input", "input_mode": res["input_mode"]}
         for group, variants in res["input"].items():
             for variant, row in variants.items():
-                rows.append({**common, **row, "kind": "input", "group": group, "variant": variant})
+                rows.append({**inputs, **row, "group": group, "variant": variant})
     write_csv(out_csv, CMAP_COLUMNS, rows)

@@ -199,12 +199,31 @@ def validate_config(cfg: dict[str, Any], schema_path: str | Path) -> None:
         leaves = _leaf_errors(errors)
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in leaves)) from None
     for name, spec in cfg["models"].items():
+        _check_finetune(name, spec.get("finetune"))
         base = spec.get("base_model")
         if base is not None and base not in cfg["models"]:
             raise ConfigError(
                 f"config key 'models.{name}.base_model': {base!r} is not a model of this study "
                 f"(models: {sorted(cfg['models'])})."
             )
+
+
+LORA_KEYS = ("lora_rank", "lora_alpha")
+
+
+def _check_finetune(name: str, finetune: Mapping[str, Any] | None) -> None:
+    """A LoRA fine-tune names its rank and alpha; a full one names neither (it would be recorded but unused)."""
+    if finetune is None:
+        return
+    where = f"models.{name}.finetune"
+    if finetune["method"] == "lora" and (missing := [k for k in LORA_KEYS if k not in finetune]):
+        raise ConfigError(
+            f"config key '{where}': method lora needs {missing}. Fix: add them (e.g. lora_rank: 8, lora_alpha: 16)."
+        )
+    if finetune["method"] == "full" and (extra := [k for k in LORA_KEYS if k in finetune]):
+        raise ConfigError(
+            f"config key '{where}': {extra} apply to method lora only. Fix: remove them, or set method: lora."
+        )
 
 
 def coerce_text_values(cfg: dict[str, Any], schema: dict[str, Any]) -> None:

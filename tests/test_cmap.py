@@ -351,6 +351,8 @@ def test_run_cmap_writes_every_group_and_variant(tmp_path, small_data, monkeypat
         ("output", "pos_detector", "z"),
     ]
     assert rows[-1]["source"] == "tuned" and (rows[-1]["kind"], rows[-1]["variant"]) == ("input", "qkv")
+    assert {r["input_mode"] for r in rows if r["kind"] == "input"} == {"paper"}  # how the inputs were patched
+    assert {r["input_mode"] for r in rows if r["kind"] == "output"} == {""}
     assert float(rows[0]["target_accuracy"]) == res["target_accuracy"]["accuracy"]
 
 

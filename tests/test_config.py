@@ -83,6 +83,30 @@ def test_paper_sizes_override_gives_a_cpu_study_the_papers_sample_sizes():
             {"models": {"ft": {"source": "finetune", "role": "finetuned", "finetune": {"method": "qlora"}}}},
             "config key 'models.ft.finetune.method'.*one of",
         ),
+        (
+            {"models": {"organism-arith-lora": {"finetune": {"method": "full"}}}},
+            "'models.organism-arith-lora.finetune': \\['lora_rank', 'lora_alpha'\\] apply to method lora only",
+        ),
+        (
+            {
+                "models": {
+                    "ft": {
+                        "source": "finetune",
+                        "role": "finetuned",
+                        "base_model": "organism-base",
+                        "finetune": {
+                            "corpus": "chat",
+                            "method": "lora",
+                            "steps": 1,
+                            "batch_size": 1,
+                            "lr": 0.1,
+                            "seed": 0,
+                        },
+                    }
+                }
+            },
+            "'models.ft.finetune': method lora needs \\['lora_rank', 'lora_alpha'\\]",
+        ),
         ({"study": "nosuch"}, "unknown study 'nosuch'.*\\['default', 'paper', 'qwen'\\]"),
         ({"profile": "paper"}, "config key 'profile' is now called 'study'.*--config study=NAME"),
     ],

@@ -51,7 +51,7 @@ def tiny_study(root: Path) -> Path:
                 "role": "finetuned",
                 "base_model": "base",
                 "source": "finetune",
-                "finetune": {"corpus": "arithmetic", "method": "lora", **tune},
+                "finetune": {"corpus": "arithmetic", "method": "lora", "lora_rank": 8, "lora_alpha": 16, **tune},
             },
         },
     }

@@ -390,7 +390,7 @@ def test_whole_study_on_a_qwen2_base_with_finetunes_made_in_the_dag(tmp_path):
                 "role": "finetuned",
                 "base_model": "base",
                 "source": "finetune",
-                "finetune": {"corpus": "arithmetic", "method": "lora", **tune},
+                "finetune": {"corpus": "arithmetic", "method": "lora", "lora_rank": 8, "lora_alpha": 16, **tune},
             },
         },
     }
