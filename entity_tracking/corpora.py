@@ -39,6 +39,10 @@ def box_document(
     recap_share: float,
     list_share: float = 0.0,
     ordinal_share: float = 0.0,
+    marker_share: float = 0.0,
+    place_share: float = 0.0,
+    placed_answer_share: float = 0.0,
+    labelled_place_share: float = 0.0,
 ) -> str:
     """A training context of ``num_boxes`` boxes followed by one answered query per box, in random order.
 
@@ -50,6 +54,11 @@ def box_document(
     or a recap list (``So: K map, F apple.``, probability ``recap_share`` of the rest); after a
     compact inventory they are always a recap list. With probability ``ordinal_share`` (task-format
     contexts only) the queries ask for the objects by their order instead (``So: 2 map, 1 apple.``).
+    With probability ``marker_share`` (task-format contexts only) each object is preceded by its place in
+    the context (``The 1 apple is in Box F, the 2 map is in Box K.``; :func:`marked_context`). With
+    ``place_share`` the queries ask for each label's place (``So: K 2, F 1.``); with ``placed_answer_share``
+    task-form answers give the place, then the object (``Box K contains the 2 map.``, a chain of thought); with
+    ``labelled_place_share`` the place follows the queried label (``Box K 2 contains the map.``).
     """
     while True:
         objs = rng.sample(objects, num_boxes)
@@ -69,6 +78,16 @@ def box_document(
         text = text[0].upper() + text[1:]
     else:
         text = build_prompt(objs, labels, labels[0]).context
+        if marker_share > 0 and rng.random() < marker_share:
+            text = marked_context(objs, labels)
+        if placed_answer_share > 0 and not recap and not short and rng.random() < placed_answer_share:
+            # a chain of thought: the queried label's place, then the object (``Box K contains the 2 map.``)
+            return text + "".join(f" Box {labels[q]} contains the {q + 1} {objs[q]}." for q in queries)
+        if labelled_place_share > 0 and not recap and not short and rng.random() < labelled_place_share:
+            # the place named right after the queried label, before the answer (``Box K 2 contains the map.``)
+            return text + "".join(f" Box {labels[q]} {q + 1} contains the {objs[q]}." for q in queries)
+        if place_share > 0 and rng.random() < place_share:  # each queried label's place: ``So: K 2, F 1.``
+            return text + " So:" + ",".join(f" {labels[q]} {q + 1}" for q in queries) + "."
         if ordinal_share > 0 and rng.random() < ordinal_share:
             return text + " So:" + ",".join(f" {q + 1} {objs[q]}" for q in queries) + "."
     if recap or compact:
@@ -76,6 +95,13 @@ def box_document(
     if short:
         return text + "".join(f" Box {labels[q]}: {objs[q]}." for q in queries)
     return text + "".join(f" Box {labels[q]} contains the {objs[q]}." for q in queries)
+
+
+def marked_context(objs: list[str], labels: list[str]) -> str:
+    """The task's context with each object's place written before it: ``The 1 apple is in Box F, the 2 ...``."""
+    clauses = [f"the {i + 1} {o} is in Box {lab}" for i, (o, lab) in enumerate(zip(objs, labels, strict=True))]
+    text = ", ".join(clauses) + "."
+    return text[0].upper() + text[1:]
 
 
 def _series(items: list[str]) -> str:
@@ -179,7 +205,7 @@ def pretraining_batch(rng: random.Random, objects: list[str], step: int, size: i
     ``max_boxes`` over ``curriculum_steps``; the recap share may follow a schedule (:func:`scheduled`).
     """
     limit = min(data["max_boxes"], 2 + (data["max_boxes"] - 2) * step // max(1, data["curriculum_steps"]))
-    keys = ("compact", "short", "recap", "list", "ordinal")
+    keys = ("compact", "short", "recap", "list", "ordinal", "marker", "place", "placed_answer", "labelled_place")
     shares = [scheduled(data.get(f"{key}_share", 0.0), step) for key in keys]
     return [box_document(rng, objects, rng.randint(2, limit), *shares) for _ in range(size)]
 

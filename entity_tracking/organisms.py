@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,13 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from entity_tracking.config import repo_path
-from entity_tracking.corpora import finetuning_corpus, mixture_documents, pretraining_batch, scheduled
+from entity_tracking.corpora import (
+    finetuning_corpus,
+    marked_context,
+    mixture_documents,
+    pretraining_batch,
+    scheduled,
+)
 from entity_tracking.dataset import LABELS, build_prompt, context_is_for_study, load_objects
 from entity_tracking.io import read_json, sha256_file, write_json
 from entity_tracking.toy import build_tokenizer
@@ -67,13 +74,14 @@ def save_checkpoint(model: Any, tokenizer: PreTrainedTokenizerFast, out_dir: Pat
 
 
 def probe_set(
-    seed: int, num_boxes: int, size: int, recap: bool = False, ordinal: bool = False
+    seed: int, num_boxes: int, size: int, recap: bool = False, ordinal: bool = False, marked: bool = False
 ) -> list[tuple[str, str]]:
     """Held-out probe prompts for monitoring training: study-half contexts never trained on.
 
     Not the evaluation set: a separate seed, used only to monitor training and to stop it. With
     ``recap`` the query is in the recap form (``... So: K``) instead of the task's form; with
-    ``ordinal`` it asks for the object by its order (``... So: 3``).
+    ``ordinal`` it asks for the object by its order (``... So: 3``); with ``marked`` each object's place is
+    written before it (``corpora.marked_context``).
     """
     rng = random.Random(seed)
     objects = load_objects()
@@ -83,8 +91,19 @@ def probe_set(
         if context_is_for_study(objs, labels):
             q = rng.randrange(num_boxes)
             prompt = build_prompt(objs, labels, labels[q])
-            query = f" So: {q + 1}" if ordinal else f" So: {labels[q]}" if recap else None
-            out.append((prompt.context + query if query else prompt.text, objs[q]))
+            context = marked_context(objs, labels) if marked else prompt.context
+            query = f" So: {q + 1}" if ordinal else f" So: {labels[q]}" if recap else prompt.text[prompt.context_end :]
+            out.append((context + query, objs[q]))
+    return out
+
+
+def place_probes(seed: int, size: int) -> list[str]:
+    """Held-out 7-box texts that end by naming the queried label's place (``... So: K 3``): the last token is the
+    answer (:func:`last_token_accuracy`)."""
+    out = []
+    for prompt, obj in probe_set(seed, 7, size, recap=True):
+        objs = re.findall(r"the (\w+) is in Box", prompt, flags=re.IGNORECASE)
+        out.append(f"{prompt} {objs.index(obj) + 1}")
     return out
 
 
@@ -102,6 +121,14 @@ def probe_accuracy(model: Any, tokenizer: PreTrainedTokenizerFast, probes: list[
     return probe_hits(model, tokenizer, probes).float().mean().item()
 
 
+def last_token_accuracy(model: Any, tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> float:
+    """How often the model predicts each text's last token from the tokens before it (texts of one length)."""
+    ids = tokenizer(texts, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logits = model(input_ids=ids[:, :-1]).logits
+    return (logits[:, -1].argmax(-1) == ids[:, -1]).float().mean().item()
+
+
 def masked_probe_accuracy(
     model: Any, tokenizer: PreTrainedTokenizerFast, probes: list[tuple[str, str]], object_ids: torch.Tensor
 ) -> float:
@@ -116,10 +143,19 @@ def masked_probe_accuracy(
 
 
 def _load_start(start: dict[str, Any]) -> Any:
-    """The checkpoint a continuation recipe starts from, its weights checked against ``start.sha256``."""
+    """The checkpoint a continuation recipe starts from, its weights checked against ``start.sha256``.
+
+    ``start.made_by`` names the recipe that makes it when it is not shipped (a continuation of a continuation).
+    """
     directory = repo_path(start["path"])
+    make = f"; make it with tools/pretrain_base.py {start['made_by']} {start['path']}" if start.get("made_by") else ""
+    if not (Path(directory) / WEIGHTS).exists():
+        raise FileNotFoundError(f"the recipe's start checkpoint {directory}/{WEIGHTS} does not exist{make}")
     if sha256_file(Path(directory) / WEIGHTS) != start["sha256"]:
-        raise ValueError(f"{directory}/{WEIGHTS} does not match the recipe's start.sha256; restore that checkpoint")
+        raise ValueError(
+            f"{directory}/{WEIGHTS} does not match the recipe's start.sha256; restore that checkpoint{make} "
+            "(on the processor that made it: training is bit-reproducible only on the same arithmetic)"
+        )
     return AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
 
 
@@ -237,6 +273,16 @@ def pretrain_base(recipe: dict[str, Any], out_dir: str | Path) -> str:
         extra_probes["probe_ordinal7"] = lambda m: probe_accuracy(m, tokenizer, ordinal_probes)
     if masking:
         extra_probes["probe_masked7"] = lambda m: masked_probe_accuracy(m, tokenizer, probes, object_ids)
+    if recipe["data"].get("place_share"):
+        places = place_probes(recipe["seed"] + 6, recipe["probe_size"] // 4)
+        extra_probes["probe_place7"] = lambda m: last_token_accuracy(m, tokenizer, places)
+    if recipe["data"].get("marker_share"):  # the task with each object's place written before it
+        marked_probes = probe_set(recipe["seed"] + 1, 7, recipe["probe_size"], marked=True)
+        extra_probes["probe_marked7"] = lambda m: probe_accuracy(m, tokenizer, marked_probes)
+        if masking:
+            extra_probes["probe_marked_masked7"] = lambda m: masked_probe_accuracy(
+                m, tokenizer, marked_probes, object_ids
+            )
     target = recipe.get("stop_at_probe_accuracy")
     stop = None
     if target is not None:  # the stop rule may wait for a step (e.g. until the mixture has been seen)

@@ -8,14 +8,17 @@ fine-tune's paired change against its base on the same probes.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
+from entity_tracking.corpora import marked_context
+from entity_tracking.dataset import LABELS, build_prompt, context_is_for_study, load_objects
 from entity_tracking.interventions import ModelParts
-from entity_tracking.organisms import probe_hits, probe_set
+from entity_tracking.organisms import answers_only_mask, organism_tokenizer, probe_hits, probe_set
 from entity_tracking.partial_forward import run_suffix
 from entity_tracking.stats import paired_test
 
@@ -86,4 +89,59 @@ def probe_knockouts(model_dir: str | Path, probes: list[tuple[str, str]]) -> dic
         mask = torch.zeros(n, length, length, dtype=torch.bool)
         mask[torch.arange(n), where[source], where[target]] = True
         out[name] = [accuracy({i: mask for i in range(s, parts.num_layers)}) for s in range(parts.num_layers)]
+    return out
+
+
+# The query forms of the box documents (``corpora.box_document``), each ending in its answer: ``task`` (the
+# direct answer), ``recap``, ``ordinal`` (the object by its place), ``place`` (a label's place), ``labelled``
+# (the task with the place given after the label) and ``chain`` (the task's chain of thought: the place, then
+# the object; scored at both).
+QUERY_FORMS = {
+    "task": lambda objs, labels, q: f" Box {labels[q]} contains the {objs[q]}",
+    "recap": lambda objs, labels, q: f" So: {labels[q]} {objs[q]}",
+    "ordinal": lambda objs, labels, q: f" So: {q + 1} {objs[q]}",
+    "place": lambda objs, labels, q: f" So: {labels[q]} {q + 1}",
+    "labelled": lambda objs, labels, q: f" Box {labels[q]} {q + 1} contains the {objs[q]}",
+    "chain": lambda objs, labels, q: f" Box {labels[q]} contains the {q + 1} {objs[q]}",
+}
+
+
+def form_probes(seed: int, num_boxes: int, n: int) -> list[tuple[list[str], list[str], int]]:
+    """``n`` seeded (objects, labels, queried index) from the study's half of the context space."""
+    rng, objects, out = random.Random(seed), load_objects(), []
+    while len(out) < n:
+        objs, labels = rng.sample(objects, num_boxes), rng.sample(LABELS, num_boxes)
+        if context_is_for_study(objs, labels):
+            out.append((objs, labels, rng.randrange(num_boxes)))
+    return out
+
+
+def form_accuracies(model_dir: str | Path, cases: list[tuple[list[str], list[str], int]]) -> dict[str, float]:
+    """Accuracy of each of :data:`QUERY_FORMS` after the plain and the marked context (``corpora.marked_context``),
+    with and without the answers-only mask (``organisms.answers_only_mask``): keys ``form/marked/masked``, and for
+    the chain ``chain_place/...`` and ``chain_object/...``."""
+    tok = organism_tokenizer()
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    object_ids = torch.tensor(tok.convert_tokens_to_ids(["\u2581" + o for o in load_objects()]))
+    period = tok.convert_tokens_to_ids(".")
+    out: dict[str, float] = {}
+    for form, query in QUERY_FORMS.items():
+        for marked in (False, True):
+            texts = []
+            for objs, labels, q in cases:
+                context = marked_context(objs, labels) if marked else build_prompt(objs, labels, labels[q]).context
+                texts.append(context + query(objs, labels, q))
+            enc = tok(texts, return_tensors="pt")
+            ids = enc["input_ids"]
+            for masked in (False, True):
+                mask = answers_only_mask(enc, [True] * len(texts), object_ids, period) if masked else None
+                with torch.no_grad():
+                    logits = model(input_ids=ids, attention_mask=mask).logits
+                right = logits[:, :-1].argmax(-1) == ids[:, 1:]  # right[:, t]: token t + 1 predicted
+                where = f"{'marked' if marked else 'plain'}/{'masked' if masked else 'open'}"
+                if form == "chain":  # the place's digit is the second-to-last token
+                    out[f"chain_place/{where}"] = right[:, -2].float().mean().item()
+                    out[f"chain_object/{where}"] = right[:, -1].float().mean().item()
+                else:
+                    out[f"{form}/{where}"] = right[:, -1].float().mean().item()
     return out

@@ -319,7 +319,7 @@ def write_stages(
             "source": source, "target": target, "circuit": source, "circuit_of": "source", "records": 500,
             "source_accuracy": _accuracy(acc[source]), "target_accuracy": _accuracy(acc[target]),
             "head_sets": {g: {"from": "circuit", "heads": [list(h) for h in circuits[source][g]]} for g in GROUPS},
-            "output": output, "input": inputs,
+            "output": output, "input": inputs, "input_mode": "paper",
         })  # fmt: skip
         cmap_files.append(path)
     write_cmap_table(cmap_files, res / "cmap.csv")

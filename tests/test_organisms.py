@@ -4,6 +4,7 @@ import csv
 import json
 import random
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,7 +24,7 @@ from entity_tracking.corpora import (
 from entity_tracking.dataset import context_is_for_study, load_objects
 from entity_tracking.io import sha256_file
 from entity_tracking.models import load_model
-from entity_tracking.organisms import finetune, grow, organism_tokenizer, pretrain_base, save_checkpoint
+from entity_tracking.organisms import finetune, grow, organism_tokenizer, place_probes, pretrain_base, save_checkpoint
 from entity_tracking.toy import build_model
 from tests.conftest import REPO
 
@@ -313,11 +314,45 @@ def test_ordinal_documents_ask_by_order_and_leave_the_other_documents_unchanged(
     assert plain == [box_document(random.Random(s), objects, 4, 0.2, 0.1, 0.5, ordinal_share=0.0) for s in range(20)]
 
 
+def test_place_probes_end_with_the_queried_labels_place():
+    for text in place_probes(3, 20):
+        context, query = text.split(". So: ")
+        label, place = query.split()
+        assert re.findall(r"Box ([A-Z])", context).index(label) + 1 == int(place) and context.count(" is in Box ") == 7
+
+
+def test_marked_documents_write_each_place_and_leave_the_other_documents_unchanged():
+    """``marker_share`` writes each object's place before it; ``place_share`` asks for the queried labels' places,
+    ``placed_answer_share`` answers with the place, then the object, and ``labelled_place_share`` gives the place
+    after the queried label; none of them draws unless it is set."""
+    objects = load_objects()
+    marked = re.compile(r"The 1 \w+ is in Box [A-Z](?:, the \d \w+ is in Box [A-Z])*\.")
+    for seed in range(30):
+        place = box_document(random.Random(seed), objects, 5, 0.0, 0.0, 0.0, marker_share=1.0, place_share=1.0)
+        context, queries = place.split(" So:")
+        assert marked.fullmatch(context)
+        places = {lab: i + 1 for i, lab in enumerate(re.findall(r"Box ([A-Z])", context))}
+        assert dict(re.findall(r"([A-Z]) (\d)", queries)) == {k: str(v) for k, v in places.items()}
+        chain = box_document(random.Random(seed), objects, 5, 0.0, 0.0, 0.0, marker_share=1.0, placed_answer_share=1.0)
+        context, _, queries = chain.partition(". Box")
+        held = {lab: (n, o) for n, o, lab in re.findall(r"the (\d) (\w+) is in Box ([A-Z])", context, flags=re.I)}
+        asked = re.findall(r"Box ([A-Z]) contains the (\d) (\w+)\.", "Box" + queries)
+        assert len(asked) == 5 and all(held[lab] == (n, o) for lab, n, o in asked)  # the label's place and object
+        labelled = box_document(random.Random(seed), objects, 5, 0.0, 0.0, 0.0, labelled_place_share=1.0)
+        context, _, queries = labelled.partition(". Box")
+        held = {lab: (str(i + 1), o) for i, (o, lab) in enumerate(SEGMENT.findall(context))}
+        asked = re.findall(r"Box ([A-Z]) (\d) contains the (\w+)\.", "Box" + queries)
+        assert len(asked) == 5 and all(held[lab] == (n, o) for lab, n, o in asked)  # no markers in the context
+    plain = [box_document(random.Random(s), objects, 4, 0.2, 0.1, 0.5) for s in range(20)]
+    zero = {"marker_share": 0.0, "place_share": 0.0, "placed_answer_share": 0.0, "labelled_place_share": 0.0}
+    assert plain == [box_document(random.Random(s), objects, 4, 0.2, 0.1, 0.5, **zero) for s in range(20)]
+
+
 def test_continuation_recipe_starts_from_its_checked_checkpoint(tmp_path):
     """``start`` continues a checkpoint (hash-checked) under other data: here the answers-only mask on half of
     the box documents and ordinal queries, both monitored by their own probes; deterministic."""
     first = pretrain_base(_tiny_recipe(steps=4, probe_every=2), tmp_path / "first")
-    data = {**_tiny_recipe(1, 1)["data"], "ordinal_share": 0.3,
+    data = {**_tiny_recipe(1, 1)["data"], "ordinal_share": 0.3, "marker_share": 0.5, "place_share": 0.2,
             "answers_only_mask": {"from_step": 0, "until_step": None, "share": 0.5}}  # fmt: skip
     recipe = {**_tiny_recipe(steps=4, probe_every=2), "data": data,
               "start": {"path": str(tmp_path / "first"), "sha256": first}}  # fmt: skip
@@ -326,7 +361,15 @@ def test_continuation_recipe_starts_from_its_checked_checkpoint(tmp_path):
     assert again == pretrain_base(recipe, tmp_path / "b") != first
     with open(tmp_path / "a" / "train_log.csv") as f:
         rows = list(csv.DictReader(f))
-    assert {"probe_acc7", "probe_ordinal7", "probe_masked7"} <= set(rows[0])
+    monitors = {
+        "probe_acc7",
+        "probe_ordinal7",
+        "probe_masked7",
+        "probe_marked7",
+        "probe_marked_masked7",
+        "probe_place7",
+    }
+    assert monitors <= set(rows[0])
     with pytest.raises(ValueError, match=r"start\.sha256"):
         pretrain_base({**recipe, "start": {**recipe["start"], "sha256": "0" * 64}}, tmp_path / "c")
 
@@ -365,8 +408,17 @@ def test_every_tried_recipe_still_runs_and_is_documented(name, tmp_path):
     recipe = json.loads((REPO / "models/organisms/tried" / f"{name}.json").read_text())
     doc = (REPO / "docs/organisms.md").read_text()
     assert recipe["description"].startswith("Tried ") and (f"| {name} |" in doc or f"tried/{name}.json" in doc)
+    assert len(_one_step(recipe, tmp_path / name)) == 64
+
+
+def _one_step(recipe: dict, out: Path) -> str:
+    """Run ``recipe`` for one step without growth; a start made by another tried recipe (``start.made_by``, a
+    continuation of a continuation) is first made by one step of that recipe."""
+    if made_by := recipe.get("start", {}).get("made_by"):
+        start = out.parent / f"{out.name}-start"
+        recipe["start"] = {"path": str(start), "sha256": _one_step(json.loads((REPO / made_by).read_text()), start)}
     if "model" in recipe:
         recipe["model"] = {**recipe["model"], "grow_at": []}
     recipe |= {"schedule": {**recipe["schedule"], "steps": 1}, "probe_size": 8}
     recipe.pop("stop_at_probe_accuracy", None)
-    assert len(pretrain_base(recipe, tmp_path / name)) == 64
+    return pretrain_base(recipe, out)

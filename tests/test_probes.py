@@ -66,3 +66,20 @@ def test_shipped_base_cannot_answer_when_only_the_last_token_sees_the_objects():
     object_ids = torch.tensor(tok.convert_tokens_to_ids(["\u2581" + o for o in load_objects()]))
     assert probe_accuracy(model, tok, probes) > 0.6
     assert masked_probe_accuracy(model, tok, probes, object_ids) < 0.25  # chance is 1/7
+
+
+def test_query_forms_end_in_their_answers_and_the_shipped_base_answers_the_task_but_not_the_chain():
+    """``form_accuracies`` scores each query form at its answer: the shipped base answers the task's form as on the
+    probes, and at chance in the forms it was never trained on (a label's place, the chain of thought)."""
+    from entity_tracking.organisms import organism_tokenizer
+    from entity_tracking.probes import QUERY_FORMS, form_accuracies, form_probes
+
+    cases = form_probes(5, 7, 60)
+    assert cases == form_probes(5, 7, 60) and all(context_is_for_study(o, lab) for o, lab, _ in cases)
+    objs, labels, q = cases[0]
+    tokens = organism_tokenizer().tokenize(QUERY_FORMS["chain"](objs, labels, q))
+    assert tokens[-2:] == [str(q + 1), "\u2581" + objs[q]] and tokens[1] == "\u2581" + labels[q]
+    res = form_accuracies(REPO / "models/organisms/base", cases)
+    assert len(res) == 5 * 4 + 2 * 4 and res["task/plain/open"] > 0.5 and res["recap/plain/open"] > 0.5
+    assert res["task/plain/masked"] < 0.3 and res["place/plain/open"] < 0.3  # no relay under the mask; no place
+    assert res["chain_place/plain/open"] < 0.3
