@@ -118,8 +118,9 @@ def form_probes(seed: int, num_boxes: int, n: int) -> list[tuple[list[str], list
 
 def form_accuracies(model_dir: str | Path, cases: list[tuple[list[str], list[str], int]]) -> dict[str, float]:
     """Accuracy of each of :data:`QUERY_FORMS` after the plain and the marked context (``corpora.marked_context``),
-    with and without the answers-only mask (``organisms.answers_only_mask``): keys ``form/marked/masked``, and for
-    the chain ``chain_place/...`` and ``chain_object/...``."""
+    with and without the answers-only mask (``organisms.answers_only_mask``): keys ``FORM/CONTEXT/ATTENTION`` with
+    CONTEXT ``plain`` or ``marked`` and ATTENTION ``open`` or ``masked``; the chain's as ``chain_place/...`` and
+    ``chain_object/...``."""
     tok = organism_tokenizer()
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     object_ids = torch.tensor(tok.convert_tokens_to_ids(["\u2581" + o for o in load_objects()]))

@@ -372,6 +372,9 @@ def test_continuation_recipe_starts_from_its_checked_checkpoint(tmp_path):
     assert monitors <= set(rows[0])
     with pytest.raises(ValueError, match=r"start\.sha256"):
         pretrain_base({**recipe, "start": {**recipe["start"], "sha256": "0" * 64}}, tmp_path / "c")
+    made_by = {"path": str(tmp_path / "absent"), "sha256": first, "made_by": "models/organisms/tried/k7.json"}
+    with pytest.raises(FileNotFoundError, match=r"does not exist; make it with tools/pretrain_base.py .*k7\.json"):
+        pretrain_base({**recipe, "start": made_by}, tmp_path / "d")
 
 
 def test_answers_only_mask_hides_the_context_objects_from_every_other_position():
