@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,6 +72,17 @@ def save_checkpoint(model: Any, tokenizer: PreTrainedTokenizerFast, out_dir: Pat
     return digest
 
 
+def probe_cases(seed: int, num_boxes: int, size: int) -> list[tuple[list[str], list[str], int]]:
+    """``size`` seeded (objects, labels, queried index) from the study's half of the context space: the contexts of
+    the held-out probes (:func:`probe_set`, :func:`place_probes`, ``probes.form_accuracies``)."""
+    rng, objects, out = random.Random(seed), load_objects(), []
+    while len(out) < size:
+        objs, labels = rng.sample(objects, num_boxes), rng.sample(LABELS, num_boxes)
+        if context_is_for_study(objs, labels):
+            out.append((objs, labels, rng.randrange(num_boxes)))
+    return out
+
+
 def probe_set(
     seed: int, num_boxes: int, size: int, recap: bool = False, ordinal: bool = False, marked: bool = False
 ) -> list[tuple[str, str]]:
@@ -83,28 +93,22 @@ def probe_set(
     ``ordinal`` it asks for the object by its order (``... So: 3``); with ``marked`` each object's place is
     written before it (``corpora.marked_context``).
     """
-    rng = random.Random(seed)
-    objects = load_objects()
     out = []
-    while len(out) < size:
-        objs, labels = rng.sample(objects, num_boxes), rng.sample(LABELS, num_boxes)
-        if context_is_for_study(objs, labels):
-            q = rng.randrange(num_boxes)
-            prompt = build_prompt(objs, labels, labels[q])
-            context = marked_context(objs, labels) if marked else prompt.context
-            query = f" So: {q + 1}" if ordinal else f" So: {labels[q]}" if recap else prompt.text[prompt.context_end :]
-            out.append((context + query, objs[q]))
+    for objs, labels, q in probe_cases(seed, num_boxes, size):
+        prompt = build_prompt(objs, labels, labels[q])
+        context = marked_context(objs, labels) if marked else prompt.context
+        query = f" So: {q + 1}" if ordinal else f" So: {labels[q]}" if recap else prompt.text[prompt.context_end :]
+        out.append((context + query, objs[q]))
     return out
 
 
 def place_probes(seed: int, size: int) -> list[str]:
     """Held-out 7-box texts that end by naming the queried label's place (``... So: K 3``): the last token is the
     answer (:func:`last_token_accuracy`)."""
-    out = []
-    for prompt, obj in probe_set(seed, 7, size, recap=True):
-        objs = re.findall(r"the (\w+) is in Box", prompt, flags=re.IGNORECASE)
-        out.append(f"{prompt} {objs.index(obj) + 1}")
-    return out
+    return [
+        f"{build_prompt(objs, labels, labels[q]).context} So: {labels[q]} {q + 1}"
+        for objs, labels, q in probe_cases(seed, 7, size)
+    ]
 
 
 def probe_hits(model: Any, tokenizer: PreTrainedTokenizerFast, probes: list[tuple[str, str]]) -> torch.Tensor:

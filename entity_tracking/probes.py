@@ -8,7 +8,6 @@ fine-tune's paired change against its base on the same probes.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from entity_tracking.corpora import marked_context
-from entity_tracking.dataset import LABELS, build_prompt, context_is_for_study, load_objects
+from entity_tracking.dataset import build_prompt, load_objects
 from entity_tracking.interventions import ModelParts
 from entity_tracking.organisms import answers_only_mask, organism_tokenizer, probe_hits, probe_set
 from entity_tracking.partial_forward import run_suffix
@@ -104,16 +103,6 @@ QUERY_FORMS = {
     "labelled": lambda objs, labels, q: f" Box {labels[q]} {q + 1} contains the {objs[q]}",
     "chain": lambda objs, labels, q: f" Box {labels[q]} contains the {q + 1} {objs[q]}",
 }
-
-
-def form_probes(seed: int, num_boxes: int, n: int) -> list[tuple[list[str], list[str], int]]:
-    """``n`` seeded (objects, labels, queried index) from the study's half of the context space."""
-    rng, objects, out = random.Random(seed), load_objects(), []
-    while len(out) < n:
-        objs, labels = rng.sample(objects, num_boxes), rng.sample(LABELS, num_boxes)
-        if context_is_for_study(objs, labels):
-            out.append((objs, labels, rng.randrange(num_boxes)))
-    return out
 
 
 def form_accuracies(model_dir: str | Path, cases: list[tuple[list[str], list[str], int]]) -> dict[str, float]:

@@ -71,11 +71,11 @@ def test_shipped_base_cannot_answer_when_only_the_last_token_sees_the_objects():
 def test_query_forms_end_in_their_answers_and_the_shipped_base_answers_the_task_but_not_the_chain():
     """``form_accuracies`` scores each query form at its answer: the shipped base answers the task's form as on the
     probes, and at chance in the forms it was never trained on (a label's place, the chain of thought)."""
-    from entity_tracking.organisms import organism_tokenizer
-    from entity_tracking.probes import QUERY_FORMS, form_accuracies, form_probes
+    from entity_tracking.organisms import organism_tokenizer, probe_cases
+    from entity_tracking.probes import QUERY_FORMS, form_accuracies
 
-    cases = form_probes(5, 7, 60)
-    assert cases == form_probes(5, 7, 60) and all(context_is_for_study(o, lab) for o, lab, _ in cases)
+    cases = probe_cases(5, 7, 60)
+    assert cases == probe_cases(5, 7, 60) and all(context_is_for_study(o, lab) for o, lab, _ in cases)
     objs, labels, q = cases[0]
     tokens = organism_tokenizer().tokenize(QUERY_FORMS["chain"](objs, labels, q))
     assert tokens[-2:] == [str(q + 1), "\u2581" + objs[q]] and tokens[1] == "\u2581" + labels[q]

@@ -12,7 +12,8 @@ import json
 
 import torch
 
-from entity_tracking.probes import form_accuracies, form_probes
+from entity_tracking.organisms import probe_cases
+from entity_tracking.probes import form_accuracies
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("model")
@@ -21,5 +22,5 @@ ap.add_argument("--probes", type=int, default=200)
 ap.add_argument("--seed", type=int, default=99, help="of the probe contexts")
 args = ap.parse_args()
 torch.set_num_threads(1)
-result = form_accuracies(args.model, form_probes(args.seed, args.boxes, args.probes))
+result = form_accuracies(args.model, probe_cases(args.seed, args.boxes, args.probes))
 print(json.dumps({k: round(v, 3) for k, v in result.items()}, indent=1))
